@@ -1,0 +1,136 @@
+// Package bus is the NATS plumbing shared by the broker and the edges: starting
+// an embedded nats-server, connecting to it (in-process or over TCP) with
+// Spillway's reconnect policy, and the interest messages edges send so that the
+// broker keeps Mastodon's `subscribed:` keys alive.
+//
+// It owns no goroutines of its own beyond what nats-server and nats.go start;
+// callers close what they open.
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// ServerConfig configures an embedded nats-server.
+type ServerConfig struct {
+	// Listen is the host:port of the client listener. Empty means no TCP
+	// listener at all: only in-process connections (all-in-one mode).
+	Listen string
+	// MaxPayload caps one NATS message in bytes. Zero means 8 MiB, enough
+	// for any Mastodon status and far above Redis messages Rails produces.
+	MaxPayload int32
+	// Logger receives nats-server's log lines. Nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultMaxPayload is the embedded server's message size limit when
+// ServerConfig.MaxPayload is zero.
+const DefaultMaxPayload = 8 << 20
+
+// StartServer starts an embedded nats-server and waits until it accepts
+// connections. The caller must call Shutdown (and WaitForShutdown).
+func StartServer(cfg ServerConfig) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "spillway",
+		NoSigs:     true,
+		MaxPayload: cfg.MaxPayload,
+	}
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = DefaultMaxPayload
+	}
+	// A slow edge must not be able to make the server buffer without bound;
+	// the default pending limit (64 MiB) is kept, but stated explicitly.
+	opts.MaxPending = 64 << 20
+	if cfg.Listen == "" {
+		opts.DontListen = true
+	} else {
+		host, portStr, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("bus: listen address %q: %w", cfg.Listen, err)
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil || port < -1 || port > 65535 {
+			return nil, fmt.Errorf("bus: listen address %q: invalid port", cfg.Listen)
+		}
+		opts.Host, opts.Port = host, port
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("bus: new nats server: %w", err)
+	}
+	if cfg.Logger != nil {
+		ns.SetLoggerV2(slogAdapter{cfg.Logger.With("component", "nats-server")}, false, false, false)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("bus: nats server not ready after 10s (is the listen address in use?)")
+	}
+	return ns, nil
+}
+
+// Connect opens a client connection. With ns non-nil the connection is
+// in-process (no socket, url ignored); otherwise url is dialled over TCP.
+// The connection retries forever: a NATS outage must not end an edge or the
+// broker, which keep serving what they can and resume by themselves.
+func Connect(ns *server.Server, url, name string, logger *slog.Logger) (*nats.Conn, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		// Events buffered during a reconnect would be stale by the time they
+		// are flushed; Mastodon loses them too. Keep a small buffer only.
+		nats.ReconnectBufSize(1 << 20),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			logger.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			logger.Warn("nats async error", "subject", subject, "err", err)
+		}),
+	}
+	if ns != nil {
+		opts = append(opts, nats.InProcessServer(ns))
+		url = ""
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("bus: connect %s: %w", name, err)
+	}
+	return nc, nil
+}
+
+// slogAdapter routes nats-server's printf-style logger into slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+
+// HeaderReceived is the NATS header in which the broker records when it
+// received a message from Redis (Unix nanoseconds, decimal), so edges can
+// measure publish→write latency when Rails sent no queued_at.
+const HeaderReceived = "Spillway-Received"
