@@ -1,0 +1,61 @@
+package jsjson
+
+import (
+	"os"
+	"testing"
+)
+
+func loadStatus(b *testing.B) []byte {
+	b.Helper()
+	data, err := os.ReadFile("testdata/status.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+func BenchmarkParse(b *testing.B) {
+	data := loadStatus(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseString(b *testing.B) {
+	data := string(loadStatus(b))
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseString(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	v, err := Parse(loadStatus(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := v.AppendJSON(nil)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = v.AppendJSON(buf[:0])
+	}
+}
+
+func BenchmarkAppendJSONFresh(b *testing.B) {
+	v, err := Parse(loadStatus(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = v.AppendJSON(nil)
+	}
+}
