@@ -1,0 +1,289 @@
+// Package broker is Spillway's single bridge from Mastodon's Redis to NATS.
+// It pattern-subscribes to every timeline channel, republishes each message
+// byte for byte on the channel's NATS subject, and keeps the `subscribed:`
+// keys Rails checks before publishing home, list, notification and direct
+// events alive for every channel some edge serves.
+//
+// The broker never parses a payload: a message Rails or anyone else puts on
+// a timeline channel, however malformed, is forwarded unchanged and judged
+// by the edges.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/spillway/spillway/shared/bus"
+	"github.com/spillway/spillway/shared/channel"
+)
+
+// Config configures a broker. Zero values mean the documented defaults.
+type Config struct {
+	// Namespace is REDIS_NAMESPACE; "" means none. Channels and keys are
+	// prefixed with "<Namespace>:".
+	Namespace string
+	// Subjects maps channels to NATS subjects; must match the edges'.
+	Subjects channel.Subjects
+	// KeyTTL is the lifetime of a `subscribed:` key. Default 1080 s
+	// (Mastodon's).
+	KeyTTL time.Duration
+	// Refresh is how often live interest is written to Redis again.
+	// Default 360 s (Mastodon's).
+	Refresh time.Duration
+	// InterestQueue bounds interest messages waiting to be written to
+	// Redis. Default 4096.
+	InterestQueue int
+	// Logger receives the broker's logs. Nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the broker's metrics. Nil means none.
+	Registerer prometheus.Registerer
+}
+
+// Broker forwards Redis timeline messages to NATS.
+type Broker struct {
+	cfg    Config
+	prefix string
+	rdb    redis.UniversalClient
+	nc     *nats.Conn
+	logger *slog.Logger
+
+	redisUp   atomic.Bool
+	forwarded prometheus.Counter
+	failed    prometheus.Counter
+	keys      prometheus.Gauge
+
+	mu       sync.Mutex
+	interest map[string]time.Time // channel → when its key expires
+}
+
+// New validates cfg. It does no I/O.
+func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) {
+	if rdb == nil || nc == nil {
+		return nil, errors.New("broker: redis client and NATS connection are required")
+	}
+	if cfg.Subjects.Prefix != "" {
+		if err := channel.ValidPrefix(cfg.Subjects.Prefix); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
+	if cfg.KeyTTL == 0 {
+		cfg.KeyTTL = 1080 * time.Second
+	}
+	if cfg.Refresh == 0 {
+		cfg.Refresh = 360 * time.Second
+	}
+	if cfg.InterestQueue == 0 {
+		cfg.InterestQueue = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Broker{
+		cfg:      cfg,
+		rdb:      rdb,
+		nc:       nc,
+		logger:   cfg.Logger.With("component", "broker"),
+		interest: make(map[string]time.Time),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_broker_messages_forwarded_total",
+			Help: "Redis timeline messages republished on NATS.",
+		}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_broker_publish_errors_total",
+			Help: "Redis timeline messages that could not be published on NATS.",
+		}),
+		keys: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spillway_broker_subscribed_keys",
+			Help: "Channels whose subscribed: key the broker keeps alive.",
+		}),
+	}
+	if cfg.Namespace != "" {
+		b.prefix = cfg.Namespace + ":"
+	}
+	if reg := cfg.Registerer; reg != nil {
+		up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "spillway_redis_connected",
+			Help: "1 while the broker's Redis subscription is established.",
+		}, func() float64 {
+			if b.redisUp.Load() {
+				return 1
+			}
+			return 0
+		})
+		if err := errors.Join(reg.Register(b.forwarded), reg.Register(b.failed), reg.Register(b.keys), reg.Register(up)); err != nil {
+			return nil, fmt.Errorf("broker: metrics: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// Run forwards messages and maintains interest until ctx is done. Redis
+// outages are survived: the subscription is re-established by itself and
+// live interest is written again at once.
+func (b *Broker) Run(ctx context.Context) error {
+	interest := make(chan *nats.Msg, b.cfg.InterestQueue)
+	sub, err := b.nc.ChanSubscribe(b.cfg.Subjects.Interest(), interest)
+	if err != nil {
+		return fmt.Errorf("broker: subscribe interest: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	resync := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { b.forward(ctx, resync) })
+	wg.Go(func() { b.maintain(ctx, interest, resync) })
+	wg.Wait()
+	if err := b.nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		b.logger.Debug("nats flush on stop", "err", err)
+	}
+	return nil
+}
+
+// forward is the Redis → NATS pipe.
+func (b *Broker) forward(ctx context.Context, resync chan<- struct{}) {
+	ps := b.rdb.PSubscribe(ctx, b.prefix+"timeline:*")
+	// A blocked Receive does not watch ctx; closing the PubSub ends it.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	defer ps.Close()
+	backoff := 100 * time.Millisecond
+	for {
+		// ReceiveMessage rather than Channel(): no extra goroutine and
+		// buffer, no silent drop; PubSub reconnects and re-subscribes on
+		// the next call after an error.
+		msg, err := ps.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if b.redisUp.Swap(false) {
+				b.logger.Warn("redis subscription lost; retrying", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			backoff = 100 * time.Millisecond
+			if !b.redisUp.Swap(true) {
+				b.logger.Info("redis subscribed", "pattern", m.Channel)
+			}
+			// After a (re)connect Redis may have lost the keys.
+			select {
+			case resync <- struct{}{}:
+			default:
+			}
+		case *redis.Message:
+			b.publish(m)
+		case *redis.Pong:
+		}
+	}
+}
+
+func (b *Broker) publish(m *redis.Message) {
+	if len(m.Channel) < len(b.prefix) {
+		return
+	}
+	name := channel.Name(m.Channel[len(b.prefix):])
+	out := &nats.Msg{
+		Subject: b.cfg.Subjects.Of(name),
+		Data:    []byte(m.Payload),
+		Header:  nats.Header{bus.HeaderReceived: []string{strconv.FormatInt(time.Now().UnixNano(), 10)}},
+	}
+	if err := b.nc.PublishMsg(out); err != nil {
+		b.failed.Inc()
+		b.logger.Warn("nats publish failed", "channel", string(name), "bytes", len(m.Payload), "err", err)
+		return
+	}
+	b.forwarded.Inc()
+}
+
+// maintain writes `subscribed:` keys for channels edges report, refreshes
+// every live one each Refresh, and rewrites them all after a Redis
+// reconnect.
+func (b *Broker) maintain(ctx context.Context, in <-chan *nats.Msg, resync <-chan struct{}) {
+	t := time.NewTicker(b.cfg.Refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-in:
+			names := bus.DecodeInterest(m.Data)
+			// Drain what is already queued into the same pipeline.
+			for more := true; more && len(names) < 10000; {
+				select {
+				case m := <-in:
+					names = append(names, bus.DecodeInterest(m.Data)...)
+				default:
+					more = false
+				}
+			}
+			b.remember(names)
+			b.setKeys(ctx, names)
+		case <-t.C:
+			b.setKeys(ctx, b.live())
+		case <-resync:
+			b.setKeys(ctx, b.live())
+		}
+	}
+}
+
+// remember records reported channels; a channel no edge reports again
+// within KeyTTL is forgotten, as its key expires.
+func (b *Broker) remember(names []string) {
+	exp := time.Now().Add(b.cfg.KeyTTL)
+	b.mu.Lock()
+	for _, n := range names {
+		b.interest[n] = exp
+	}
+	b.mu.Unlock()
+}
+
+func (b *Broker) live() []string {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, 0, len(b.interest))
+	for n, exp := range b.interest {
+		if now.After(exp) {
+			delete(b.interest, n)
+			continue
+		}
+		out = append(out, n)
+	}
+	b.keys.Set(float64(len(out)))
+	return out
+}
+
+// setKeys runs SET <ns>subscribed:<channel> 1 EX <ttl> for each name, in
+// pipelines of bounded size.
+func (b *Broker) setKeys(ctx context.Context, names []string) {
+	const batch = 1000
+	for len(names) > 0 {
+		n := min(batch, len(names))
+		pipe := b.rdb.Pipeline()
+		for _, name := range names[:n] {
+			pipe.Set(ctx, b.prefix+"subscribed:"+name, "1", b.cfg.KeyTTL)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
+			b.logger.Warn("writing subscribed: keys failed; retried at the next refresh or reconnect", "err", err, "keys", n)
+		}
+		names = names[n:]
+	}
+}
