@@ -1,0 +1,316 @@
+// Package edge is Spillway's client-facing tier: Mastodon's streaming HTTP
+// surface (health, metrics, Server-Sent Events, WebSocket), authentication
+// against Mastodon's Postgres, per-user filtering of public and hashtag
+// statuses, and a local fan-out that holds one NATS subscription per channel
+// however many clients want it.
+//
+// An edge keeps no state that outlives its process: any number of edges can
+// run behind a load balancer. It never talks to Redis; the broker does.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/spillway/spillway/edge/keyword"
+	"github.com/spillway/spillway/edge/store"
+	"github.com/spillway/spillway/shared/channel"
+)
+
+// Store is what the edge needs from Mastodon's database. *store.PG
+// implements it.
+type Store interface {
+	Authenticate(ctx context.Context, token string) (store.Identity, error)
+	OwnsList(ctx context.Context, list string, accountID int64) (bool, error)
+	FeedAccess(ctx context.Context, kind store.FeedKind) (blockLocal, blockRemote bool, err error)
+	Excluded(ctx context.Context, viewers []int64, st store.StatusRef) (map[int64]bool, error)
+	KeywordFilters(ctx context.Context, accountIDs []int64) (map[int64][]keyword.Filter, error)
+}
+
+// Config configures an edge. Zero values mean the documented defaults.
+type Config struct {
+	// Listener accepts client connections (TCP or a Unix socket). Required.
+	Listener net.Listener
+	// NATS is the connection events arrive on. Required; the caller closes it.
+	NATS *nats.Conn
+	// Store answers Mastodon database queries. Required.
+	Store Store
+	// Subjects maps channels to NATS subjects; the zero value uses the
+	// "mastodon" prefix. Must match the broker's.
+	Subjects channel.Subjects
+	// Logger receives the edge's logs. Nil discards them.
+	Logger *slog.Logger
+	// Registry receives the edge's metrics and is served at /metrics. Nil
+	// means a new registry.
+	Registry *prometheus.Registry
+
+	// SSEHeartbeat is the interval of ":thump" comments. Default 15 s.
+	SSEHeartbeat time.Duration
+	// PingInterval is the WebSocket ping interval; a client that has not
+	// answered the previous ping by the next one is dropped. Default 30 s.
+	PingInterval time.Duration
+	// InterestInterval is how often the edge re-announces the channels it
+	// serves, keeping `subscribed:` keys alive. Default 360 s (Mastodon's).
+	InterestInterval time.Duration
+	// WriteTimeout bounds one blocked write to a client. Default 10 s.
+	WriteTimeout time.Duration
+	// MaxQueueFrames and MaxQueueBytes bound what may wait for one slow
+	// client before it is disconnected. Defaults 512 frames, 4 MiB.
+	MaxQueueFrames int
+	MaxQueueBytes  int
+	// MaxMessageSize bounds one WebSocket message from a client.
+	// Default 64 KiB (a subscribe message is well under 1 KiB).
+	MaxMessageSize int64
+	// QueryTimeout bounds every Postgres query. Default 15 s, Mastodon's
+	// pool connect timeout.
+	QueryTimeout time.Duration
+	// Dispatchers is the number of fan-out goroutines. Default GOMAXPROCS.
+	Dispatchers int
+	// DispatchQueue bounds NATS messages waiting per dispatcher; beyond it
+	// NATS reports a slow consumer and drops. Default 65536.
+	DispatchQueue int
+	// FilterQueue bounds statuses waiting for their Postgres filter
+	// decision per dispatcher; beyond it they are dropped and counted.
+	// Default 1024.
+	FilterQueue int
+	// MaxConnections caps concurrent client connections; beyond it new
+	// ones get 503. Zero means no cap.
+	MaxConnections int
+	// ShutdownDelay keeps serving (health reporting 503) before closing
+	// clients, so a load balancer stops routing here first. Default 0.
+	ShutdownDelay time.Duration
+	// ShutdownGrace is the window over which clients are closed on
+	// shutdown, spread out to avoid a reconnect storm elsewhere. Default 5 s.
+	ShutdownGrace time.Duration
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.SSEHeartbeat, 15*time.Second)
+	def(&c.PingInterval, 30*time.Second)
+	def(&c.InterestInterval, 360*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.QueryTimeout, 15*time.Second)
+	def(&c.ShutdownGrace, 5*time.Second)
+	if c.MaxQueueFrames == 0 {
+		c.MaxQueueFrames = 512
+	}
+	if c.MaxQueueBytes == 0 {
+		c.MaxQueueBytes = 4 << 20
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 64 << 10
+	}
+	if c.Dispatchers == 0 {
+		c.Dispatchers = runtime.GOMAXPROCS(0)
+	}
+	if c.DispatchQueue == 0 {
+		c.DispatchQueue = 1 << 16
+	}
+	if c.FilterQueue == 0 {
+		c.FilterQueue = 1024
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+}
+
+// Edge serves Mastodon's streaming API.
+type Edge struct {
+	cfg            Config
+	logger         *slog.Logger
+	store          Store
+	tokens         *tokenLookups
+	hub            *hub
+	filter         *filterer
+	metrics        *metrics
+	limits         outboxLimits
+	metricsHandler http.Handler
+
+	sseBeats *wheel
+	wsPings  *wheel
+	// wsWritePool is handed to gorilla so that it holds no write buffer per
+	// connection; it is used only for gorilla's own rare control frames.
+	wsWritePool sync.Pool
+
+	draining atomic.Bool
+	conns    atomic.Int64 // open client connections
+
+	// sessions tracks live sessions for shutdown; guarded by mu.
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	wg       sync.WaitGroup // session goroutines
+}
+
+// New validates cfg and builds an edge. It does no I/O.
+func New(cfg Config) (*Edge, error) {
+	if cfg.Listener == nil || cfg.NATS == nil || cfg.Store == nil {
+		return nil, errors.New("edge: Listener, NATS and Store are required")
+	}
+	if err := channel.ValidPrefix(cfg.Subjects.Prefix); cfg.Subjects.Prefix != "" && err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	cfg.setDefaults()
+	e := &Edge{
+		cfg:      cfg,
+		logger:   cfg.Logger.With("component", "edge"),
+		store:    cfg.Store,
+		sessions: make(map[*session]struct{}),
+		limits: outboxLimits{
+			maxFrames:    cfg.MaxQueueFrames,
+			maxBytes:     cfg.MaxQueueBytes,
+			writeTimeout: cfg.WriteTimeout,
+		},
+	}
+	pool, _ := cfg.Store.(PoolStats)
+	e.metrics = newMetrics(cfg.Registry, pool, cfg.NATS.IsConnected)
+	e.metricsHandler = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})
+	e.tokens = &tokenLookups{store: cfg.Store, timeout: cfg.QueryTimeout}
+	e.hub = newHub(cfg.NATS, cfg.Subjects, cfg.Dispatchers, cfg.DispatchQueue, e.logger, e.metrics)
+	e.filter = newFilterer(cfg.Store, cfg.Dispatchers, cfg.FilterQueue, cfg.QueryTimeout, e.logger, e.metrics)
+	e.hub.filter = e.filter
+	e.sseBeats = newWheel(cfg.SSEHeartbeat, 15, func(s *session) { s.out.send(sseThump) })
+	e.wsPings = newWheel(cfg.PingInterval, 30, func(s *session) { s.ping() })
+	return e, nil
+}
+
+// Run serves until ctx is done, then shuts down gracefully: health turns
+// 503, after ShutdownDelay new connections are refused and every client is
+// closed properly (WebSocket close 1001, SSE end of response), spread over
+// ShutdownGrace. Run returns once every goroutine it started has returned.
+func (e *Edge) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Second, // Mastodon's keep-alive timeout
+		MaxHeaderBytes:    16 << 10,        // Node's limit: larger headers get 431
+		ErrorLog:          slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug),
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { e.hub.run(bg) })
+	wg.Go(func() { e.filter.run(bg) })
+	wg.Go(func() { e.hub.refreshInterest(bg, e.cfg.InterestInterval) })
+	wg.Go(func() { e.sseBeats.run(bg) })
+	wg.Go(func() { e.wsPings.run(bg) })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(e.cfg.Listener) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("edge: serve: %w", err)
+	}
+	// Under mu, so that no session is tracked (wg.Add) once draining is
+	// visible and waitSessions may call wg.Wait.
+	e.mu.Lock()
+	e.draining.Store(true)
+	e.mu.Unlock()
+	if err == nil && e.cfg.ShutdownDelay > 0 {
+		time.Sleep(e.cfg.ShutdownDelay)
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownGrace+5*time.Second)
+	defer cancel()
+	// Shutdown stops accepting and waits for plain requests; streams are
+	// hijacked, so they are closed here, spread over the grace period.
+	go e.closeSessions(e.cfg.ShutdownGrace)
+	if serr := srv.Shutdown(shutCtx); serr != nil && err == nil {
+		err = fmt.Errorf("edge: shutdown: %w", serr)
+	}
+	e.waitSessions(shutCtx)
+	stopBG()
+	wg.Wait()
+	if err == nil {
+		if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = fmt.Errorf("edge: serve: %w", serr)
+		}
+	}
+	return err
+}
+
+// closeSessions ends every session, spreading the closes over window.
+func (e *Edge) closeSessions(window time.Duration) {
+	e.mu.Lock()
+	all := make([]*session, 0, len(e.sessions))
+	for s := range e.sessions {
+		all = append(all, s)
+	}
+	e.mu.Unlock()
+	if len(all) == 0 {
+		return
+	}
+	step := window / time.Duration(len(all))
+	for _, s := range all {
+		s.goingAway()
+		if step > 0 {
+			time.Sleep(step)
+		}
+	}
+}
+
+// waitSessions waits for session goroutines, or until ctx ends, when the
+// remaining sockets are cut.
+func (e *Edge) waitSessions(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.mu.Lock()
+		for s := range e.sessions {
+			s.out.abort()
+		}
+		e.mu.Unlock()
+		<-done
+	}
+}
+
+// track registers a session for shutdown; it returns false when the edge is
+// draining.
+func (e *Edge) track(s *session) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.draining.Load() {
+		return false
+	}
+	e.sessions[s] = struct{}{}
+	e.wg.Add(1)
+	return true
+}
+
+func (e *Edge) untrack(s *session) {
+	e.mu.Lock()
+	delete(e.sessions, s)
+	e.mu.Unlock()
+	e.wg.Done()
+}
+
+// queryContext bounds one Postgres query made on a client's behalf.
+func (e *Edge) queryContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), e.cfg.QueryTimeout)
+}
+
+// Subscriptions reports how many NATS subscriptions the edge holds: one per
+// channel with local subscribers.
+func (e *Edge) Subscriptions() int { return e.hub.topicCount() }

@@ -1,0 +1,26 @@
+package edge
+
+// apiError is an error a client sees: Mastodon's message and HTTP status
+// (§15). Messages are part of the protocol; never change their text.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+var (
+	errUnknownChannel = &apiError{400, "Unknown channel requested"}
+	errMissingToken   = &apiError{401, "Missing access token"}
+	errInvalidToken   = &apiError{401, "Invalid access token"}
+	errScopes         = &apiError{401, "Access token does not have the required scopes"}
+	errMissingTag     = &apiError{400, "Missing tag name parameter"}
+	errMissingList    = &apiError{400, "Missing list name parameter"}
+	errListForbidden  = &apiError{401, "Not authorized to stream this list"}
+	errUnknownStream  = &apiError{400, "Unknown stream type"}
+	errUnexpected     = &apiError{500, "An unexpected error occurred"}
+)
+
+// unsubscribeErrorFrame is what Mastodon sends when an unsubscribe message
+// cannot be resolved: no status key (§8.2 item 5).
+const unsubscribeErrorJSON = `{"error":"Error unsubscribing from channel"}`

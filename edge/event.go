@@ -1,0 +1,191 @@
+package edge
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spillway/spillway/edge/jsjson"
+)
+
+// event is one Redis message as Rails published it, decoded once per edge
+// process and shared, read-only, by every session that receives it. Frames
+// are rendered lazily, once per distinct (transport, stream label, filtered
+// result) and reused for every client that needs the same bytes.
+type event struct {
+	name     *jsjson.Value // the "event" member, normally a string
+	nameStr  string        // name when it is a string
+	payload  *jsjson.Value
+	received time.Time // when this edge decoded it
+	queuedAt time.Time // Rails' queued_at, or the broker's receive time; zero if unknown
+
+	// payloadJSON is JSON.stringify(payload) for objects and arrays, the
+	// JavaScript String() form otherwise: the SSE `data:` text.
+	payloadText []byte
+
+	mu     sync.Mutex
+	frames []frameEntry
+	status *statusInfo // filtering facts, computed once (filter.go)
+}
+
+type frameEntry struct {
+	label    string // "" for SSE; the JSON stream array for WebSocket
+	filtered string // "" when the payload goes out unchanged
+	frame    []byte
+}
+
+// decodeEvent parses a Redis message. It returns nil when Mastodon would
+// drop the message before any listener sees it: not JSON, not an object, or
+// an "event" or "payload" member that is not truthy (§9).
+func decodeEvent(data []byte, received time.Time) *event {
+	v, err := jsjson.Parse(data)
+	if err != nil || v.Kind() != jsjson.Object {
+		return nil
+	}
+	name, payload := v.Get("event"), v.Get("payload")
+	if !name.Truthy() || !payload.Truthy() {
+		return nil
+	}
+	e := &event{name: name, payload: payload, received: received}
+	e.nameStr, _ = name.Str()
+	if q, ok := v.Get("queued_at").Num(); ok && q > 0 && q < 1e15 {
+		e.queuedAt = time.UnixMilli(int64(q))
+	}
+	e.payloadText = payload.AppendText(nil)
+	return e
+}
+
+// controlMessage is what the system channels carry: only the event name
+// matters (§5.5), and a payload is not required.
+func controlEvent(data []byte) string {
+	v, err := jsjson.Parse(data)
+	if err != nil {
+		return ""
+	}
+	s, _ := v.Get("event").Str()
+	return s
+}
+
+// filteredKind reports whether Mastodon filters this event on public and
+// hashtag streams (§10, §11).
+func (e *event) filterable() bool {
+	return e.nameStr == "update" || e.nameStr == "status.update"
+}
+
+// sseFrame returns the chunked HTTP bytes of this event for SSE: two chunks,
+// "event: <name>\n" and "data: <payload>\n\n", as Mastodon writes them.
+// filtered, when non-empty, is the JSON array to append as "filtered".
+func (e *event) sseFrame(filtered []byte) []byte {
+	return e.frame("", filtered)
+}
+
+// wsFrame returns the WebSocket text frame (header included) of this event
+// for one stream label.
+func (e *event) wsFrame(label string, filtered []byte) []byte {
+	return e.frame(label, filtered)
+}
+
+func (e *event) frame(label string, filtered []byte) []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range e.frames {
+		f := &e.frames[i]
+		if f.label == label && f.filtered == string(filtered) {
+			return f.frame
+		}
+	}
+	data := e.payloadText
+	if len(filtered) > 0 {
+		data = e.payload.AppendJSONWithMember(nil, "filtered", func(dst []byte) []byte {
+			return append(dst, filtered...)
+		})
+	}
+	var fr []byte
+	if label == "" {
+		fr = renderSSE(e.name, data)
+	} else {
+		fr = renderWS(label, e.name, e.payload, data, len(filtered) > 0)
+	}
+	e.frames = append(e.frames, frameEntry{label: label, filtered: string(filtered), frame: fr})
+	return fr
+}
+
+// renderSSE lays out the two HTTP chunks of one SSE event.
+func renderSSE(name *jsjson.Value, data []byte) []byte {
+	head := append([]byte("event: "), name.AppendText(nil)...)
+	head = append(head, '\n')
+	body := make([]byte, 0, len(data)+8)
+	body = append(body, "data: "...)
+	body = append(body, data...)
+	body = append(body, "\n\n"...)
+	out := make([]byte, 0, len(head)+len(body)+24)
+	out = appendChunk(out, head)
+	out = appendChunk(out, body)
+	return out
+}
+
+// appendChunk appends one HTTP/1.1 chunk.
+func appendChunk(dst, p []byte) []byte {
+	dst = strconv.AppendUint(dst, uint64(len(p)), 16)
+	dst = append(dst, '\r', '\n')
+	dst = append(dst, p...)
+	return append(dst, '\r', '\n')
+}
+
+// renderWS builds {"stream":<label>,"event":<name>,"payload":<payload>} as a
+// complete WebSocket text frame. Object payloads travel as a JSON string
+// holding their JSON text; string payloads as themselves; numbers and
+// booleans raw (§8.2 item 7).
+func renderWS(label string, name, payload *jsjson.Value, data []byte, modified bool) []byte {
+	msg := make([]byte, 0, len(data)+len(data)/8+64)
+	msg = append(msg, `{"stream":`...)
+	msg = append(msg, label...)
+	msg = append(msg, `,"event":`...)
+	msg = name.AppendJSON(msg)
+	msg = append(msg, `,"payload":`...)
+	switch payload.Kind() {
+	case jsjson.Object, jsjson.Array:
+		msg = jsjson.AppendString(msg, string(data))
+	default:
+		if modified {
+			msg = jsjson.AppendString(msg, string(data))
+		} else {
+			msg = payload.AppendJSON(msg)
+		}
+	}
+	msg = append(msg, '}')
+	return wsFrameBytes(opText, msg)
+}
+
+// WebSocket opcodes used by the edge.
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// wsFrameBytes wraps payload in an unmasked, final server frame.
+func wsFrameBytes(op byte, payload []byte) []byte {
+	n := len(payload)
+	var hdr [10]byte
+	hdr[0] = 0x80 | op
+	h := 2
+	switch {
+	case n < 126:
+		hdr[1] = byte(n)
+	case n <= 0xFFFF:
+		hdr[1] = 126
+		hdr[2], hdr[3] = byte(n>>8), byte(n)
+		h = 4
+	default:
+		hdr[1] = 127
+		for i := 0; i < 8; i++ {
+			hdr[9-i] = byte(uint64(n) >> (8 * i))
+		}
+		h = 10
+	}
+	out := make([]byte, 0, h+n)
+	out = append(out, hdr[:h]...)
+	return append(out, payload...)
+}

@@ -1,0 +1,163 @@
+package edge
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http/httputil"
+	"os"
+	"testing"
+	"time"
+)
+
+// dechunk decodes HTTP chunked bytes.
+func dechunk(t *testing.T, b []byte) []byte {
+	t.Helper()
+	out, err := io.ReadAll(httputil.NewChunkedReader(bufio.NewReader(bytes.NewReader(b))))
+	if err != nil && err != io.ErrUnexpectedEOF {
+		t.Fatalf("dechunk: %v", err)
+	}
+	return out
+}
+
+func mustEvent(t *testing.T, msg string) *event {
+	t.Helper()
+	ev := decodeEvent([]byte(msg), time.Now())
+	if ev == nil {
+		t.Fatalf("decodeEvent(%s) = nil", msg)
+	}
+	return ev
+}
+
+// The user-stream exchange captured from Mastodon's server (§7).
+func TestSSEGoldenUserStream(t *testing.T) {
+	msgs := []string{
+		`{"event":"update","payload":{"id":"111","created_at":"2024-05-01T12:00:00.000Z","content":"\u003cp\u003eHello from bob\u003c/p\u003e","language":"en","account":{"id":"109000000000000002","username":"bob","acct":"bob"},"mentions":[],"media_attachments":[]},"queued_at":1714564800000}`,
+		`{"event":"delete","payload":"111"}`,
+		`{"event":"notification","payload":{"id":"9","type":"mention"}}`,
+	}
+	var wire []byte
+	wire = append(wire, sseOpen...)
+	for _, m := range msgs {
+		wire = append(wire, mustEvent(t, m).sseFrame(nil)...)
+	}
+	wire = append(wire, sseThump...)
+	want, err := os.ReadFile("testdata/sse_user.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dechunk(t, append(wire, sseTerminator...)); !bytes.Equal(got, want) {
+		t.Fatalf("SSE bytes differ\ngot:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestSSEFrameIsTwoChunks(t *testing.T) {
+	fr := mustEvent(t, `{"event":"delete","payload":"111"}`).sseFrame(nil)
+	want := "e\r\nevent: delete\n\r\nb\r\ndata: 111\n\n\r\n"
+	if string(fr) != want {
+		t.Fatalf("got %q, want %q", fr, want)
+	}
+}
+
+// §12's verified normalisation example, on both transports.
+func TestPayloadNormalisation(t *testing.T) {
+	ev := mustEvent(t, `{"event":"update","payload":{"b":1,"a":{"z":1.50,"big":12345678901234567890,"u":"\u00e9\u2028"}}}`)
+	want, err := os.ReadFile("testdata/normalised_payload.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := dechunk(t, append(ev.sseFrame(nil), sseTerminator...))
+	if wantSSE := "event: update\ndata: " + string(want) + "\n\n"; string(got) != wantSSE {
+		t.Fatalf("sse: got %q, want %q", got, wantSSE)
+	}
+}
+
+func TestWSFrames(t *testing.T) {
+	tests := []struct {
+		name, msg, label, filtered, want string
+	}{
+		{"object payload is a JSON string", `{"event":"notification","payload":{"id":"9","type":"mention"}}`, `["user"]`, "",
+			`{"stream":["user"],"event":"notification","payload":"{\"id\":\"9\",\"type\":\"mention\"}"}`},
+		{"string payload stays a string", `{"event":"delete","payload":"111"}`, `["public:local"]`, "",
+			`{"stream":["public:local"],"event":"delete","payload":"111"}`},
+		{"number payload stays a number", `{"event":"x","payload":5}`, `["user"]`, "",
+			`{"stream":["user"],"event":"x","payload":5}`},
+		{"boolean payload", `{"event":"x","payload":true}`, `["user"]`, "",
+			`{"stream":["user"],"event":"x","payload":true}`},
+		{"list label with numeric id", `{"event":"delete","payload":"1"}`, `["list",5001]`, "",
+			`{"stream":["list",5001],"event":"delete","payload":"1"}`},
+		{"filtered appended last", `{"event":"update","payload":{"id":"301"}}`, `["hashtag","Café"]`, `[]`,
+			`{"stream":["hashtag","Café"],"event":"update","payload":"{\"id\":\"301\",\"filtered\":[]}"}`},
+		{"lone surrogate escaped in frame", `{"event":"delete","payload":"\ud800"}`, `["user"]`, "",
+			`{"stream":["user"],"event":"delete","payload":"\ud800"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var filtered []byte
+			if tc.filtered != "" {
+				filtered = []byte(tc.filtered)
+			}
+			fr := mustEvent(t, tc.msg).wsFrame(tc.label, filtered)
+			if want := wsFrameBytes(opText, []byte(tc.want)); !bytes.Equal(fr, want) {
+				t.Fatalf("got %q\nwant %q", fr, want)
+			}
+		})
+	}
+}
+
+func TestSSELoneSurrogateBecomesReplacement(t *testing.T) {
+	got := dechunk(t, append(mustEvent(t, `{"event":"delete","payload":"a\ud800b"}`).sseFrame(nil), sseTerminator...))
+	if want := "event: delete\ndata: a\uFFFDb\n\n"; string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestDecodeEventDrops(t *testing.T) {
+	for _, msg := range []string{
+		``, `not json`, `[1,2]`, `"str"`, `5`, `null`,
+		`{"event":"update"}`, `{"event":"update","payload":null}`, `{"event":"update","payload":""}`,
+		`{"event":"update","payload":0}`, `{"event":"update","payload":false}`, `{"payload":{"a":1}}`,
+		`{"event":"","payload":{"a":1}}`, `{"event":"filters_changed"}`,
+	} {
+		if ev := decodeEvent([]byte(msg), time.Now()); ev != nil {
+			t.Errorf("decodeEvent(%q) delivered; Mastodon drops it", msg)
+		}
+	}
+}
+
+func TestWSFrameHeader(t *testing.T) {
+	for _, n := range []int{0, 125, 126, 65535, 65536} {
+		fr := wsFrameBytes(opText, make([]byte, n))
+		if fr[0] != 0x81 {
+			t.Fatalf("n=%d: first byte %x", n, fr[0])
+		}
+		var hdr int
+		switch {
+		case n < 126:
+			hdr = 2
+		case n <= 65535:
+			hdr = 4
+		default:
+			hdr = 10
+		}
+		if len(fr) != hdr+n {
+			t.Fatalf("n=%d: frame length %d", n, len(fr))
+		}
+	}
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	f.Add([]byte(`{"event":"update","payload":{"id":"1","account":{"id":"2"}}}`))
+	f.Add([]byte(`{"event":"delete","payload":"1"}`))
+	f.Add([]byte(`{"event":5,"payload":[1,"\ud800"]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev := decodeEvent(data, time.Now())
+		if ev == nil {
+			return
+		}
+		ev.sseFrame(nil)
+		ev.wsFrame(`["user"]`, nil)
+		ev.wsFrame(`["public"]`, []byte("[]"))
+		statusOf(ev.payload)
+	})
+}

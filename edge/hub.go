@@ -1,0 +1,310 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/spillway/spillway/shared/bus"
+	"github.com/spillway/spillway/shared/channel"
+)
+
+// hub multiplexes every local subscription onto one NATS subscription per
+// channel. NATS messages land on a few bounded shard queues (nats.go drops
+// and reports a slow consumer when one is full, so the NATS reader never
+// waits on us); one dispatcher goroutine per shard decodes each event once
+// and hands it to the topic's subscribers. Subjects are pinned to shards, so
+// per-channel order is kept.
+type hub struct {
+	nc       *nats.Conn
+	subjects channel.Subjects
+	logger   *slog.Logger
+	metrics  *metrics
+	filter   *filterer
+	seed     maphash.Seed
+	shards   []chan *nats.Msg
+
+	mu     sync.Mutex
+	topics map[channel.Name]*topic
+	byName sync.Map // subject → *topic, read by dispatchers without mu
+}
+
+// topic is one channel with local subscribers.
+type topic struct {
+	name    channel.Name
+	subject string
+	system  bool
+	shard   int // dispatcher and filter worker index
+	ns      *nats.Subscription
+	live    int // live subscriptions; guarded by hub.mu
+	dead    int // tombstoned entries still in snap; guarded by hub.mu
+	// snap is the subscriber list the dispatcher iterates without locking.
+	// Adds append in place when capacity allows (readers never look past
+	// their own length); removals only tombstone, and the list is compacted
+	// into a fresh slice once tombstones dominate. Both keep a connect or
+	// disconnect storm O(1) amortised per client.
+	snap atomic.Pointer[[]*subscription]
+}
+
+// subscription is one stream of one session on one channel.
+type subscription struct {
+	sess  *session
+	topic *topic
+	label string    // WebSocket stream label JSON; "" on SSE
+	rule  *feedRule // non-nil on public and hashtag streams: filter update events
+	dead  atomic.Bool
+}
+
+func newHub(nc *nats.Conn, subjects channel.Subjects, nshards, queue int, logger *slog.Logger, m *metrics) *hub {
+	h := &hub{
+		nc:       nc,
+		subjects: subjects,
+		logger:   logger,
+		metrics:  m,
+		seed:     maphash.MakeSeed(),
+		topics:   make(map[channel.Name]*topic),
+	}
+	for range nshards {
+		h.shards = append(h.shards, make(chan *nats.Msg, queue))
+	}
+	return h
+}
+
+// run dispatches until ctx is done. It returns when every dispatcher has.
+func (h *hub) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, ch := range h.shards {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-ch:
+					h.dispatch(m)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// subscribe adds sub to its channel, creating the NATS subscription for the
+// first local subscriber; created reports that.
+func (h *hub) subscribe(name channel.Name, sub *subscription) (created bool, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.topics[name]
+	if t == nil {
+		t = &topic{name: name, subject: h.subjects.Of(name), system: isSystem(name)}
+		t.shard = int(maphash.String(h.seed, t.subject) % uint64(len(h.shards)))
+		ns, err := h.nc.ChanSubscribe(t.subject, h.shards[t.shard])
+		if err != nil {
+			return false, fmt.Errorf("edge: nats subscribe %s: %w", t.subject, err)
+		}
+		created = true
+		t.ns = ns
+		empty := make([]*subscription, 0, 4)
+		t.snap.Store(&empty)
+		h.topics[name] = t
+		h.byName.Store(t.subject, t)
+		h.metrics.setSubscriptions(len(h.topics))
+		if name.Tracked() {
+			h.publishInterest([]string{string(name)})
+		}
+	}
+	sub.topic = t
+	s := *t.snap.Load()
+	if len(s) < cap(s) {
+		s = s[:len(s)+1]
+		s[len(s)-1] = sub
+	} else {
+		ns := make([]*subscription, len(s), 2*cap(s)+4)
+		copy(ns, s)
+		s = append(ns, sub)
+	}
+	t.snap.Store(&s)
+	t.live++
+	return created, nil
+}
+
+// sync waits until the NATS server has seen every subscription made so
+// far, so that a client told it is subscribed really is.
+func (h *hub) sync(timeout time.Duration) error {
+	return h.nc.FlushTimeout(timeout)
+}
+
+// unsubscribe removes sub; the last one out drops the NATS subscription.
+func (h *hub) unsubscribe(sub *subscription) {
+	if sub.dead.Swap(true) || sub.topic == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := sub.topic
+	t.live--
+	t.dead++
+	if t.live == 0 {
+		if err := t.ns.Unsubscribe(); err != nil {
+			h.logger.Debug("nats unsubscribe", "subject", t.subject, "err", err)
+		}
+		delete(h.topics, t.name)
+		h.byName.Delete(t.subject)
+		h.metrics.setSubscriptions(len(h.topics))
+		return
+	}
+	if t.dead > t.live {
+		old := *t.snap.Load()
+		s := make([]*subscription, 0, t.live+t.live/2+4)
+		for _, x := range old {
+			if !x.dead.Load() {
+				s = append(s, x)
+			}
+		}
+		t.snap.Store(&s)
+		t.dead = 0
+	}
+}
+
+// tracked lists the channels whose `subscribed:` keys this edge needs.
+func (h *hub) tracked() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for n := range h.topics {
+		if n.Tracked() {
+			out = append(out, string(n))
+		}
+	}
+	return out
+}
+
+// topicCount is the number of channels (= NATS subscriptions) held.
+func (h *hub) topicCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.topics)
+}
+
+// publishInterest tells the broker about channels. Errors are logged: the
+// periodic refresh retries.
+func (h *hub) publishInterest(names []string) {
+	for _, body := range bus.EncodeInterest(names, interestChunk) {
+		if err := h.nc.Publish(h.subjects.Interest(), body); err != nil {
+			h.logger.Warn("publish interest", "err", err)
+		}
+	}
+}
+
+// interestChunk keeps interest messages well under NATS's default 1 MiB
+// max payload, in case the edge talks to an external server.
+const interestChunk = 64 << 10
+
+// refreshInterest republishes every tracked channel each interval, so the
+// broker keeps `subscribed:` keys alive (Mastodon refreshes every 360 s).
+func (h *hub) refreshInterest(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.publishInterest(h.tracked())
+		}
+	}
+}
+
+// dispatch decodes one NATS message and fans it out. It never blocks on a
+// client: deliveries are non-blocking outbox sends, and events that need
+// Postgres go to the filterer's bounded queue.
+func (h *hub) dispatch(m *nats.Msg) {
+	v, ok := h.byName.Load(m.Subject)
+	if !ok {
+		return // unsubscribed while the message was queued
+	}
+	t := v.(*topic)
+	h.metrics.redisMessages.Inc()
+	h.metrics.eventsReceived.WithLabelValues(kindOf(t.name)).Inc()
+	subs := *t.snap.Load()
+	if t.system {
+		switch controlEvent(m.Data) {
+		case "kill":
+			for _, s := range subs {
+				if !s.dead.Load() {
+					s.sess.kill()
+				}
+			}
+		case "filters_changed":
+			for _, s := range subs {
+				if !s.dead.Load() {
+					s.sess.filtersChanged()
+				}
+			}
+		}
+		return
+	}
+	now := time.Now()
+	ev := decodeEvent(m.Data, now)
+	if ev == nil {
+		h.metrics.eventsDropped.WithLabelValues("malformed").Inc()
+		return
+	}
+	if ev.queuedAt.IsZero() {
+		if ts := m.Header.Get(bus.HeaderReceived); ts != "" {
+			ev.queuedAt = parseReceived(ts)
+		}
+	}
+	var sent [2]int
+	var pending []*subscription
+	for _, s := range subs {
+		if s.dead.Load() {
+			continue
+		}
+		if s.rule != nil && ev.filterable() {
+			pending = append(pending, s)
+			continue
+		}
+		if s.sess.send(ev, s.label, nil) {
+			sent[s.sess.transport]++
+		}
+	}
+	h.metrics.addSent(sent, ev)
+	if len(pending) > 0 {
+		h.filter.enqueue(t.shard, ev, pending)
+	}
+}
+
+// isSystem reports whether n is one of the two per-connection control
+// channels (§5.5), whose messages are never forwarded.
+func isSystem(n channel.Name) bool {
+	return hasPrefix(string(n), "timeline:system:") || hasPrefix(string(n), "timeline:access_token:")
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// kindOf classifies a channel for metrics, with a bounded label set.
+func kindOf(n channel.Name) string {
+	s := string(n)
+	switch {
+	case hasPrefix(s, "timeline:public"):
+		return "public"
+	case hasPrefix(s, "timeline:hashtag:"):
+		return "hashtag"
+	case hasPrefix(s, "timeline:list:"):
+		return "list"
+	case hasPrefix(s, "timeline:direct:"):
+		return "direct"
+	case hasPrefix(s, "timeline:system:"), hasPrefix(s, "timeline:access_token:"):
+		return "system"
+	case len(s) > len("timeline:notifications") && s[len(s)-len(":notifications"):] == ":notifications":
+		return "notification"
+	default:
+		return "user"
+	}
+}

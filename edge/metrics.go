@@ -1,0 +1,156 @@
+package edge
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics holds the edge's Prometheus collectors: Mastodon's names, labels
+// and help texts exactly (§13), so dashboards built for Mastodon keep
+// working, plus Spillway's own under spillway_.
+type metrics struct {
+	connectedClients  *prometheus.GaugeVec
+	connectedChannels *prometheus.GaugeVec
+	redisSubs         prometheus.Gauge
+	redisMessages     prometheus.Counter
+	messagesSent      *prometheus.CounterVec
+
+	eventsReceived    *prometheus.CounterVec
+	eventsDropped     *prometheus.CounterVec
+	slowClients       *prometheus.CounterVec
+	latency           prometheus.Histogram
+	natsSubscriptions prometheus.Gauge
+	filterQueries     *prometheus.CounterVec
+	filterErrors      prometheus.Counter
+}
+
+// channelLabels are the stream label values Mastodon primes (§13).
+var channelLabels = []string{"system", "user", "user:notification", "list", "direct",
+	"public", "public:media", "public:local", "public:local:media", "public:remote",
+	"public:remote:media", "hashtag", "hashtag:local"}
+
+// PoolStats reports the Postgres pool for Mastodon's pg_pool_* gauges.
+type PoolStats interface {
+	PoolStats() (total, idle, waiting int)
+}
+
+func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() bool) *metrics {
+	m := &metrics{
+		connectedClients: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "connected_clients",
+			Help: "The number of clients connected to the streaming server",
+		}, []string{"type"}),
+		connectedChannels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "connected_channels",
+			Help: "The number of channels the streaming server is streaming to",
+		}, []string{"type", "channel"}),
+		redisSubs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "redis_subscriptions",
+			Help: "The number of Redis channels the streaming server is subscribed to",
+		}),
+		redisMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "redis_messages_received_total",
+			Help: "The total number of messages the streaming server has received from redis subscriptions",
+		}),
+		messagesSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messages_sent_total",
+			Help: "The total number of messages the streaming server sent to clients per connection type",
+		}, []string{"type"}),
+		eventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_events_received_total",
+			Help: "Events received from NATS, by kind of channel.",
+		}, []string{"kind"}),
+		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_events_dropped_total",
+			Help: "Events or deliveries dropped by the edge, by reason.",
+		}, []string{"reason"}),
+		slowClients: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_slow_clients_disconnected_total",
+			Help: "Clients disconnected because they could not keep up, by connection type.",
+		}, []string{"type"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "spillway_delivery_latency_seconds",
+			Help:    "Time from Rails' queued_at (or the broker's receipt from Redis) to the write to a client.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		natsSubscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spillway_nats_subscriptions",
+			Help: "NATS subscriptions held by this edge (one per channel with local subscribers).",
+		}),
+		filterQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_filter_queries_total",
+			Help: "Postgres queries run to filter public and hashtag statuses, by query.",
+		}, []string{"query"}),
+		filterErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_filter_errors_total",
+			Help: "Filtering queries that failed or timed out; the event is dropped for the clients concerned.",
+		}),
+	}
+	reg.MustRegister(m.connectedClients, m.connectedChannels, m.redisSubs, m.redisMessages,
+		m.messagesSent, m.eventsReceived, m.eventsDropped, m.slowClients, m.latency,
+		m.natsSubscriptions, m.filterQueries, m.filterErrors)
+	for _, t := range []string{"websocket", "eventsource"} {
+		m.connectedClients.WithLabelValues(t)
+		m.messagesSent.WithLabelValues(t)
+		for _, c := range channelLabels {
+			m.connectedChannels.WithLabelValues(t, c)
+		}
+	}
+	for _, k := range []string{"malformed", "filter_queue_full", "filter_error", "invalid_status"} {
+		m.eventsDropped.WithLabelValues(k)
+	}
+	if pool != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pg_pool_total_connections",
+				Help: "The total number of clients existing within the pool",
+			}, func() float64 { t, _, _ := pool.PoolStats(); return float64(t) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pg_pool_idle_connections",
+				Help: "The number of clients which are not checked out but are currently idle in the pool",
+			}, func() float64 { _, i, _ := pool.PoolStats(); return float64(i) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pg_pool_waiting_queries",
+				Help: "The number of queued requests waiting on a client when all clients are checked out",
+			}, func() float64 { _, _, w := pool.PoolStats(); return float64(w) }),
+		)
+	}
+	if natsConnected != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "spillway_nats_connected",
+			Help: "1 while the edge's NATS connection is up.",
+		}, func() float64 {
+			if natsConnected() {
+				return 1
+			}
+			return 0
+		}))
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// addSent counts one event's deliveries per transport in one step, so the
+// fan-out loop does no atomic operation per client.
+func (m *metrics) addSent(sent [2]int, _ *event) {
+	if sent[transportSSE] > 0 {
+		m.messagesSent.WithLabelValues("eventsource").Add(float64(sent[transportSSE]))
+	}
+	if sent[transportWS] > 0 {
+		m.messagesSent.WithLabelValues("websocket").Add(float64(sent[transportWS]))
+	}
+}
+
+// setSubscriptions reports the channels held. Mastodon's redis_subscriptions
+// keeps its meaning (distinct upstream channels of this process), though
+// they are NATS subscriptions here.
+func (m *metrics) setSubscriptions(n int) {
+	m.natsSubscriptions.Set(float64(n))
+	m.redisSubs.Set(float64(n))
+}
+
+func (m *metrics) observeLatency(since time.Time) {
+	m.latency.Observe(time.Since(since).Seconds())
+}

@@ -1,0 +1,242 @@
+package edge
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// outbox owns every write to one client socket. Writes are attempted
+// directly from the caller's goroutine with a non-blocking write(2): on a
+// healthy client the frame goes out at once and no goroutine or buffer is
+// needed. Only when the kernel's socket buffer is full does the outbox queue
+// frames (references to shared, immutable bytes — never copies) and start a
+// flusher goroutine that drains the whole queue with one writev per round,
+// which also batches bursts. The queue is bounded; overflowing it or missing
+// the write deadline closes the connection, so a slow client costs bounded
+// memory and never delays anyone else.
+type outbox struct {
+	conn    net.Conn
+	raw     syscall.RawConn // nil when conn has no file descriptor (tests over net.Pipe)
+	limits  *outboxLimits
+	onClose func(slow bool) // called once, without mu held, when the outbox closes
+
+	mu       sync.Mutex
+	pending  net.Buffers
+	bytes    int
+	flushing bool
+	closing  bool // final bytes are queued: close after the queue drains
+	closed   bool
+}
+
+// outboxLimits bound one client's queue; shared by all outboxes of an edge.
+type outboxLimits struct {
+	maxFrames    int
+	maxBytes     int
+	writeTimeout time.Duration
+}
+
+func newOutbox(conn net.Conn, limits *outboxLimits, onClose func(slow bool)) *outbox {
+	o := &outbox{conn: conn, limits: limits, onClose: onClose}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			o.raw = raw
+		}
+	}
+	return o
+}
+
+// errWouldBlock reports that the socket buffer is full.
+var errWouldBlock = errors.New("would block")
+
+// tryWrite writes b without blocking and reports how much went out.
+// Lock must be held (it keeps writers in order).
+func (o *outbox) tryWrite(b []byte) (int, error) {
+	if o.raw == nil {
+		return 0, errWouldBlock
+	}
+	var n int
+	var werr error
+	err := o.raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = unix.Write(int(fd), b)
+			if werr != unix.EINTR {
+				return true
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if werr == unix.EAGAIN {
+		return 0, errWouldBlock
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return n, nil
+}
+
+// send queues b for the client. It never blocks on the client. It reports
+// false when the outbox is closed or has just been closed (slow or broken).
+func (o *outbox) send(b []byte) bool {
+	o.mu.Lock()
+	if o.closed || o.closing {
+		o.mu.Unlock()
+		return false
+	}
+	if !o.flushing && len(o.pending) == 0 {
+		n, err := o.tryWrite(b)
+		if err == nil && n == len(b) {
+			o.mu.Unlock()
+			return true
+		}
+		if err != nil && err != errWouldBlock {
+			o.closeLocked(false)
+			return false
+		}
+		b = b[n:]
+	}
+	if len(o.pending) >= o.limits.maxFrames || o.bytes+len(b) > o.limits.maxBytes {
+		o.closeLocked(true)
+		return false
+	}
+	o.pending = append(o.pending, b)
+	o.bytes += len(b)
+	if !o.flushing {
+		o.flushing = true
+		go o.flush()
+	}
+	o.mu.Unlock()
+	return true
+}
+
+// hold makes every send queue until release, so that a response head can
+// be written after subscriptions are in place but before any event.
+func (o *outbox) hold() {
+	o.mu.Lock()
+	o.flushing = true
+	o.mu.Unlock()
+}
+
+// release writes head, then whatever was queued while held.
+func (o *outbox) release(head []byte) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	if len(o.pending) == 0 {
+		if n, err := o.tryWrite(head); err == nil && n == len(head) {
+			o.flushing = false
+			o.mu.Unlock()
+			return
+		} else if err == nil || err == errWouldBlock {
+			head = head[n:]
+		}
+	}
+	o.pending = append(net.Buffers{head}, o.pending...)
+	o.bytes += len(head)
+	o.mu.Unlock()
+	go o.flush()
+}
+
+// finish queues final bytes (an SSE terminator, a WebSocket close frame) and
+// closes the connection once everything queued before them is written.
+func (o *outbox) finish(final []byte) {
+	o.mu.Lock()
+	if o.closed || o.closing {
+		o.mu.Unlock()
+		return
+	}
+	o.closing = true
+	if len(final) > 0 {
+		o.pending = append(o.pending, final)
+		o.bytes += len(final)
+	}
+	if o.flushing {
+		o.mu.Unlock()
+		return
+	}
+	o.flushing = true
+	o.mu.Unlock()
+	// The flusher writes what is left and closes; running it on its own
+	// goroutine keeps finish non-blocking for the dispatcher.
+	go o.flush()
+}
+
+// end closes the connection unless a finish is already draining the queue,
+// in which case the flusher closes it (bounded by the write timeout).
+func (o *outbox) end() {
+	o.mu.Lock()
+	if o.closed || o.closing {
+		o.mu.Unlock()
+		return
+	}
+	o.closeLocked(false)
+}
+
+// abort closes the connection at once, dropping anything queued.
+func (o *outbox) abort() {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	o.closeLocked(false)
+}
+
+// closeLocked closes the connection. Lock must be held; it is released.
+func (o *outbox) closeLocked(slow bool) {
+	o.closed = true
+	o.pending = nil
+	o.bytes = 0
+	o.mu.Unlock()
+	_ = o.conn.Close()
+	if o.onClose != nil {
+		o.onClose(slow)
+	}
+}
+
+// flush drains the queue with blocking, deadline-bounded writev calls. It is
+// the only goroutine an outbox ever starts; it exits when the queue is empty
+// (or the connection is closed).
+func (o *outbox) flush() {
+	for {
+		o.mu.Lock()
+		if o.closed {
+			o.mu.Unlock()
+			return
+		}
+		if len(o.pending) == 0 {
+			o.flushing = false
+			if o.closing {
+				o.closeLocked(false)
+				return
+			}
+			o.mu.Unlock()
+			return
+		}
+		bufs := o.pending
+		o.pending = nil
+		o.bytes = 0
+		o.mu.Unlock()
+
+		_ = o.conn.SetWriteDeadline(time.Now().Add(o.limits.writeTimeout))
+		_, err := bufs.WriteTo(o.conn)
+		if err != nil {
+			o.mu.Lock()
+			if o.closed {
+				o.mu.Unlock()
+				return
+			}
+			var ne net.Error
+			o.closeLocked(errors.As(err, &ne) && ne.Timeout())
+			return
+		}
+	}
+}

@@ -1,0 +1,361 @@
+package edge
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/spillway/spillway/edge/jsjson"
+	"github.com/spillway/spillway/edge/store"
+)
+
+var (
+	// wsCloseKill is a close frame without a status code: what Mastodon
+	// sends on `kill` (clients report 1005).
+	wsCloseKill      = wsFrameBytes(opClose, nil)
+	wsCloseGoingAway = closeFrame(websocket.CloseGoingAway, "")
+	wsPing           = wsFrameBytes(opPing, nil)
+	wsBinaryRefused  = closeFrame(websocket.CloseUnsupportedData, "The mastodon streaming server does not support binary messages")
+	wsUnsubscribeErr = wsFrameBytes(opText, []byte(unsubscribeErrorJSON))
+)
+
+func closeFrame(code int, reason string) []byte {
+	p := binary.BigEndian.AppendUint16(nil, uint16(code))
+	return wsFrameBytes(opClose, append(p, reason...))
+}
+
+// serveUpgrade authenticates a WebSocket upgrade before the handshake, as
+// Mastodon does (§8.1): no scope check here, every failure is a bare HTTP
+// response with X-Error-Message.
+func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string) {
+	q := parseQuery(r.URL.RawQuery)
+	id, aerr := e.authenticate(r.Context(), r, q)
+	if aerr != nil {
+		rawResponse(w, aerr.status, "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: "+reqID+"\r\nX-Error-Message: "+aerr.msg+"\r\n", "")
+		return
+	}
+	protocols, herr := checkHandshake(r)
+	if herr != nil {
+		extra := ""
+		if herr.status == http.StatusBadRequest && herr.msg == msgBadVersion {
+			extra = "Sec-WebSocket-Version: 13, 8\r\n"
+		}
+		rawResponse(w, herr.status, "Connection: close\r\nContent-Type: text/html\r\nContent-Length: "+strconv.Itoa(len(herr.msg))+"\r\n"+extra, herr.msg)
+		return
+	}
+	if !e.admit() {
+		rawResponse(w, http.StatusServiceUnavailable, "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: "+reqID+"\r\nX-Error-Message: Too many connections\r\n", "")
+		return
+	}
+	if e.draining.Load() {
+		e.conns.Add(-1)
+		rawResponse(w, http.StatusServiceUnavailable, "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: "+reqID+"\r\nX-Error-Message: Shutting down\r\n", "")
+		return
+	}
+	respHeader := http.Header{"X-Request-Id": {reqID}}
+	if len(protocols) > 0 {
+		respHeader["Sec-Websocket-Protocol"] = []string{protocols[0]}
+	}
+	// ws accepts protocol version 8 as well as 13; the framing is the same.
+	r.Header.Set("Sec-Websocket-Version", "13")
+	c, err := e.upgrader().Upgrade(w, r, respHeader)
+	if err != nil {
+		e.conns.Add(-1)
+		e.logger.Debug("websocket upgrade failed", "err", err)
+		return
+	}
+	e.startWS(c, id, q)
+}
+
+// upgrader is built per call because it is cheap and keeps Edge free of
+// shared mutable state; the write buffer pool is the edge's.
+func (e *Edge) upgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		// Small read buffer: clients send little. Writes never go through
+		// gorilla's buffers (the outbox writes prepared frames), and the
+		// pool lets gorilla hold no write buffer per idle connection.
+		ReadBufferSize:  512,
+		WriteBufferPool: &e.wsWritePool,
+		CheckOrigin:     func(*http.Request) bool { return true },
+	}
+}
+
+// msgBadVersion is the one handshake error that carries an extra header.
+const msgBadVersion = "Missing or invalid Sec-WebSocket-Version header"
+
+// checkHandshake validates the upgrade request as the ws library does,
+// with its messages, and returns the offered subprotocols.
+func checkHandshake(r *http.Request) ([]string, *apiError) {
+	if r.Method != http.MethodGet {
+		return nil, &apiError{http.StatusMethodNotAllowed, "Invalid HTTP method"}
+	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return nil, &apiError{http.StatusBadRequest, "Invalid Upgrade header"}
+	}
+	if !validKey(r.Header.Get("Sec-Websocket-Key")) {
+		return nil, &apiError{http.StatusBadRequest, "Missing or invalid Sec-WebSocket-Key header"}
+	}
+	if v := strings.TrimSpace(r.Header.Get("Sec-Websocket-Version")); v != "13" && v != "8" {
+		return nil, &apiError{http.StatusBadRequest, msgBadVersion}
+	}
+	raw := r.Header.Values("Sec-Websocket-Protocol")
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	protocols, ok := parseProtocols(strings.Join(raw, ","))
+	if !ok {
+		return nil, &apiError{http.StatusBadRequest, "Invalid Sec-WebSocket-Protocol header"}
+	}
+	return protocols, nil
+}
+
+// validKey matches /^[+/0-9A-Za-z]{22}==$/.
+func validKey(k string) bool {
+	if len(k) != 24 || k[22:] != "==" {
+		return false
+	}
+	for i := 0; i < 22; i++ {
+		c := k[i]
+		if !(c == '+' || c == '/' || '0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseProtocols splits a Sec-WebSocket-Protocol value into tokens; empty
+// or duplicate tokens and non-token characters make it invalid.
+func parseProtocols(v string) ([]string, bool) {
+	var out []string
+	for p := range strings.SplitSeq(v, ",") {
+		p = strings.Trim(p, " \t")
+		if p == "" {
+			return nil, false
+		}
+		for i := 0; i < len(p); i++ {
+			if !isTokenChar(p[i]) {
+				return nil, false
+			}
+		}
+		for _, x := range out {
+			if x == p {
+				return nil, false
+			}
+		}
+		out = append(out, p)
+	}
+	return out, true
+}
+
+func isTokenChar(c byte) bool {
+	if c <= ' ' || c >= 0x7f {
+		return false
+	}
+	return !strings.ContainsRune("()<>@,;:\\\"/[]?={}", rune(c))
+}
+
+// rawResponse writes a bare HTTP response on the hijacked socket and closes
+// it, as Node's upgrade path does (no Date, no CORS).
+func rawResponse(w http.ResponseWriter, status int, headers, body string) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = brw.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n" + headers + "\r\n" + body)
+	_ = brw.Flush()
+}
+
+// wsSession is the WebSocket side of a session: the subscriptions made by
+// subscribe messages, keyed as Mastodon keys them.
+type wsSession struct {
+	*session
+	c     *websocket.Conn
+	alive atomic.Bool
+	// streams maps a subscription key to its subscriptions and stream
+	// name; only the reader goroutine touches it.
+	streams map[string]wsStream
+}
+
+type wsStream struct {
+	name string
+	subs []*subscription
+}
+
+func (e *Edge) startWS(c *websocket.Conn, id store.Identity, q query) {
+	conn := c.NetConn()
+	_ = conn.SetDeadline(time.Time{})
+	s := &wsSession{session: e.newSession(id, transportWS), c: c, streams: make(map[string]wsStream)}
+	s.attach(newOutbox(conn, &e.limits, s.closed))
+	s.onKill = func() { s.out.finish(wsCloseKill) }
+	s.onPing = s.ping
+	s.alive.Store(true)
+	if !e.track(s.session) {
+		e.conns.Add(-1)
+		_ = conn.Close()
+		return
+	}
+	c.SetReadLimit(e.cfg.MaxMessageSize)
+	c.SetPongHandler(func(string) error { s.alive.Store(true); return nil })
+	c.SetPingHandler(func(data string) error {
+		s.out.send(wsFrameBytes(opPong, []byte(data)))
+		return nil
+	})
+	c.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			s.out.finish(wsCloseKill)
+		} else {
+			s.out.finish(closeFrame(code, ""))
+		}
+		return nil
+	})
+	e.metrics.connectedClients.WithLabelValues("websocket").Inc()
+	e.metrics.connectedChannels.WithLabelValues("websocket", "system").Add(2)
+	if err := s.subscribeSystem(); err != nil {
+		e.logger.Error("websocket subscribe system", "err", err)
+		s.out.abort()
+	}
+	slot := e.wsPings.add(s.session)
+	go func() {
+		// Owner: this WebSocket session. Exits when the socket fails or is
+		// closed by the outbox (kill, slow client, shutdown, missed pong).
+		if stream, ok := q.first("stream"); ok && stream != "" {
+			s.subscribe(stream, queryParam(q, "tag"), queryParam(q, "list"))
+		}
+		s.readLoop()
+		s.out.end()
+		e.wsPings.remove(s.session, slot)
+		for _, st := range s.streams {
+			e.metrics.connectedChannels.WithLabelValues("websocket", st.name).Dec()
+		}
+		s.unsubscribeAll()
+		e.metrics.connectedChannels.WithLabelValues("websocket", "system").Sub(2)
+		e.metrics.connectedClients.WithLabelValues("websocket").Dec()
+		e.conns.Add(-1)
+		e.untrack(s.session)
+	}()
+}
+
+// readLoop handles client messages until the socket ends.
+func (s *wsSession) readLoop() {
+	for {
+		mt, data, err := s.c.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) && !errors.Is(err, websocket.ErrReadLimit) {
+				s.edge.logger.Debug("websocket read", "err", err)
+			}
+			return
+		}
+		if mt == websocket.BinaryMessage {
+			s.out.finish(wsBinaryRefused)
+			return
+		}
+		s.handleMessage(data)
+	}
+}
+
+// handleMessage applies one client message (§8.2 item 3).
+func (s *wsSession) handleMessage(data []byte) {
+	m, ok := classifyMessage(data)
+	if !ok {
+		return
+	}
+	if m.subscribe {
+		s.subscribe(m.stream, m.tag, m.list)
+	} else {
+		s.unsubscribe(m.stream, m.tag, m.list)
+	}
+}
+
+// clientMessage is a subscribe or unsubscribe request.
+type clientMessage struct {
+	subscribe bool
+	stream    string
+	tag, list *jsjson.Value
+}
+
+// classifyMessage parses a client message as Mastodon does: invalid JSON,
+// falsy values and types other than subscribe/unsubscribe are ignored
+// without reply; stream may be an array, whose first element counts.
+func classifyMessage(data []byte) (clientMessage, bool) {
+	v, err := jsjson.Parse(data)
+	if err != nil || !v.Truthy() {
+		return clientMessage{}, false
+	}
+	typ, _ := v.Get("type").Str()
+	if typ != "subscribe" && typ != "unsubscribe" {
+		return clientMessage{}, false
+	}
+	stream := v.Get("stream")
+	if stream.Kind() == jsjson.Array {
+		stream = stream.Index(0)
+	}
+	name, _ := stream.Str()
+	return clientMessage{subscribe: typ == "subscribe", stream: name, tag: v.Get("tag"), list: v.Get("list")}, true
+}
+
+func (s *wsSession) subscribe(stream string, tag, list *jsjson.Value) {
+	if !allows(s.id, stream) {
+		s.sendError(errScopes)
+		return
+	}
+	ctx, cancel := s.edge.queryContext()
+	defer cancel()
+	r, aerr := s.edge.resolve(ctx, s.id, stream, tag, list)
+	if aerr != nil {
+		s.sendError(aerr)
+		return
+	}
+	if _, dup := s.streams[r.key]; dup {
+		return
+	}
+	subs, err := s.session.subscribe(r, r.label)
+	if err != nil {
+		s.edge.logger.Error("websocket subscribe", "err", err)
+		s.sendError(errUnexpected)
+		return
+	}
+	s.streams[r.key] = wsStream{name: r.stream, subs: subs}
+	s.edge.metrics.connectedChannels.WithLabelValues("websocket", r.stream).Inc()
+}
+
+func (s *wsSession) unsubscribe(stream string, tag, list *jsjson.Value) {
+	ctx, cancel := s.edge.queryContext()
+	defer cancel()
+	r, aerr := s.edge.resolve(ctx, s.id, stream, tag, list)
+	if aerr != nil {
+		s.out.send(wsUnsubscribeErr)
+		return
+	}
+	st, ok := s.streams[r.key]
+	if !ok {
+		return
+	}
+	delete(s.streams, r.key)
+	s.session.unsubscribe(st.subs)
+	s.edge.metrics.connectedChannels.WithLabelValues("websocket", st.name).Dec()
+}
+
+// sendError sends {"error":"…","status":N}.
+func (s *wsSession) sendError(e *apiError) {
+	msg := `{"error":` + strconv.Quote(e.msg) + `,"status":` + strconv.Itoa(e.status) + `}`
+	s.out.send(wsFrameBytes(opText, []byte(msg)))
+}
+
+// ping implements Mastodon's keep-alive (§8.2 item 8): a client that did not
+// answer the previous ping is cut without a close frame.
+func (s *wsSession) ping() {
+	if !s.alive.Swap(false) {
+		s.out.abort()
+		return
+	}
+	s.out.send(wsPing)
+}
