@@ -1,0 +1,177 @@
+// Package launch turns Mastodon's environment (plus Spillway's STREAMING_*
+// variables) into running Spillway components. It is the wiring shared by
+// cmd/broker and cmd/edge, so that all-in-one and split mode start the
+// broker and the edge through the same code.
+package launch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spillway/spillway/broker"
+	"github.com/spillway/spillway/shared/channel"
+	"github.com/spillway/spillway/shared/mastodonenv"
+)
+
+// Variables lists Spillway's own environment variables with their meaning,
+// for --help and the README.
+var Variables = []struct{ Name, Default, Help string }{
+	{"STREAMING_NATS_URL", "nats://127.0.0.1:4222 (edge); unset (broker)", "NATS server or cluster URL(s), comma-separated. Edge: where to receive events. Broker: when set, publish there instead of embedding a NATS server."},
+	{"STREAMING_NATS_LISTEN", "127.0.0.1:4222 (broker); unset (all-in-one)", "Client listen address of the embedded NATS server. In all-in-one mode, setting it lets extra edges join."},
+	{"STREAMING_NATS_PREFIX", "mastodon", "First token(s) of every NATS subject; instances sharing one NATS cluster need different prefixes."},
+	{"STREAMING_MAX_CONNECTIONS", "0 (no cap)", "Edge: concurrent client connections accepted; more get 503."},
+	{"STREAMING_SHUTDOWN_DELAY", "0s", "Edge: time health reports 503 before clients are closed on SIGTERM."},
+	{"STREAMING_SHUTDOWN_GRACE", "5s", "Edge: window over which clients are closed on shutdown."},
+	{"STREAMING_QUEUE_FRAMES", "512", "Edge: frames queued for one slow client before it is disconnected."},
+}
+
+// Settings is everything read from the environment, validated.
+type Settings struct {
+	Env        mastodonenv.Env
+	Redis      mastodonenv.Redis
+	Listen     mastodonenv.Listen
+	LogLevel   slog.Level
+	NATSURL    string // "" = embed (broker)
+	NATSSet    bool   // STREAMING_NATS_URL was given
+	NATSListen string
+	Subjects   channel.Subjects
+
+	MaxConnections int
+	ShutdownDelay  time.Duration
+	ShutdownGrace  time.Duration
+	QueueFrames    int
+}
+
+// Load reads and validates the environment, after Mastodon's .env loading
+// rule relative to root. Every error names the variable at fault.
+func Load(env mastodonenv.Env, root string, wantListen bool) (Settings, error) {
+	env, err := mastodonenv.LoadDotenv(env, root)
+	if err != nil {
+		return Settings{}, err
+	}
+	s := Settings{Env: env, LogLevel: mastodonenv.LogLevelFromEnv(env)}
+	if s.Redis, err = mastodonenv.RedisFromEnv(env); err != nil {
+		return Settings{}, err
+	}
+	if wantListen {
+		if s.Listen, err = mastodonenv.ListenFromEnv(env); err != nil {
+			return Settings{}, err
+		}
+	}
+	s.NATSURL, s.NATSSet = env("STREAMING_NATS_URL")
+	s.NATSSet = s.NATSSet && s.NATSURL != ""
+	s.NATSListen, _ = env("STREAMING_NATS_LISTEN")
+	s.Subjects.Prefix = env.Get("STREAMING_NATS_PREFIX")
+	if s.Subjects.Prefix == "" {
+		s.Subjects.Prefix = "mastodon"
+	}
+	if err := channel.ValidPrefix(s.Subjects.Prefix); err != nil {
+		return Settings{}, fmt.Errorf("invalid STREAMING_NATS_PREFIX environment variable: %w", err)
+	}
+	if s.MaxConnections, err = intVar(env, "STREAMING_MAX_CONNECTIONS", 0); err != nil {
+		return Settings{}, err
+	}
+	if s.QueueFrames, err = intVar(env, "STREAMING_QUEUE_FRAMES", 512); err != nil {
+		return Settings{}, err
+	}
+	if s.QueueFrames < 1 {
+		return Settings{}, errors.New("invalid STREAMING_QUEUE_FRAMES environment variable: must be at least 1")
+	}
+	if s.ShutdownDelay, err = durationVar(env, "STREAMING_SHUTDOWN_DELAY", 0); err != nil {
+		return Settings{}, err
+	}
+	if s.ShutdownGrace, err = durationVar(env, "STREAMING_SHUTDOWN_GRACE", 5*time.Second); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+func intVar(env mastodonenv.Env, name string, def int) (int, error) {
+	v := env.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid %s environment variable: %q is not a non-negative integer", name, v)
+	}
+	return n, nil
+}
+
+func durationVar(env mastodonenv.Env, name string, def time.Duration) (time.Duration, error) {
+	v := env.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid %s environment variable: %q is not a duration like 10s", name, v)
+	}
+	return d, nil
+}
+
+// Logger writes JSON lines to w, as Mastodon's pino logger does, tagged
+// name=streaming.
+func Logger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("name", "streaming")
+}
+
+// RunBroker runs a broker on nc until ctx is done, with a Redis client from
+// the settings that it closes on return.
+func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer) error {
+	rdb := s.Redis.NewClient()
+	defer rdb.Close()
+	b, err := broker.New(broker.Config{
+		Namespace:  s.Redis.Namespace,
+		Subjects:   s.Subjects,
+		Logger:     logger,
+		Registerer: reg,
+	}, rdb, nc)
+	if err != nil {
+		return err
+	}
+	return b.Run(ctx)
+}
+
+// Listen opens the client listener: TCP, or a Unix socket made
+// world-writable as Mastodon does (a stale socket file left by a dead
+// process is replaced).
+func Listen(l mastodonenv.Listen) (net.Listener, error) {
+	if l.Network == "unix" {
+		if c, err := net.Dial("unix", l.Address); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("SOCKET %s: another process is listening there", l.Address)
+		} else if fi, serr := os.Lstat(l.Address); serr == nil && fi.Mode()&os.ModeSocket != 0 {
+			_ = os.Remove(l.Address)
+		}
+		ln, err := net.Listen("unix", l.Address)
+		if err != nil {
+			return nil, fmt.Errorf("listen on SOCKET %s: %w", l.Address, err)
+		}
+		if err := os.Chmod(l.Address, 0o666); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("chmod SOCKET %s: %w", l.Address, err)
+		}
+		return ln, nil
+	}
+	ln, err := net.Listen("tcp", l.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (PORT/BIND): %w", l.Address, err)
+	}
+	return ln, nil
+}
+
+// ListeningOn renders the address for Mastodon's startup log line.
+func ListeningOn(ln net.Listener) string {
+	return ln.Addr().String()
+}
