@@ -169,6 +169,7 @@ func textOf(v *jsjson.Value) string {
 }
 
 func (f *filterer) process(ctx context.Context, j filterJob) {
+	defer f.metrics.filterJobs.Inc()
 	ev := j.ev
 	if ev.status == nil {
 		ev.status = statusOf(ev.payload)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -30,7 +31,7 @@ type harness struct {
 	url  string
 	nc   *nats.Conn
 	subj channel.Subjects
-	db   *store.PG
+	pool *pgxpool.Pool
 }
 
 func newHarness(t *testing.T, mods ...func(*Config)) *harness {
@@ -73,7 +74,7 @@ func newHarness(t *testing.T, mods ...func(*Config)) *harness {
 			t.Errorf("edge.Run did not return after cancel")
 		}
 	})
-	return &harness{t: t, edge: e, url: "http://" + ln.Addr().String(), nc: nc, db: store.New(pool)}
+	return &harness{t: t, edge: e, url: "http://" + ln.Addr().String(), nc: nc, pool: pool}
 }
 
 // publish puts a Redis-shaped message on a channel, as the broker does.

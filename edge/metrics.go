@@ -24,6 +24,7 @@ type metrics struct {
 	natsSubscriptions prometheus.Gauge
 	filterQueries     *prometheus.CounterVec
 	filterErrors      prometheus.Counter
+	filterJobs        prometheus.Counter
 }
 
 // channelLabels are the stream label values Mastodon primes (§13).
@@ -87,8 +88,12 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 			Name: "spillway_filter_errors_total",
 			Help: "Filtering queries that failed or timed out; the event is dropped for the clients concerned.",
 		}),
+		filterJobs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_filtered_statuses_total",
+			Help: "Statuses on public and hashtag channels that went through per-user filtering.",
+		}),
 	}
-	reg.MustRegister(m.connectedClients, m.connectedChannels, m.redisSubs, m.redisMessages,
+	reg.MustRegister(m.filterJobs, m.connectedClients, m.connectedChannels, m.redisSubs, m.redisMessages,
 		m.messagesSent, m.eventsReceived, m.eventsDropped, m.slowClients, m.latency,
 		m.natsSubscriptions, m.filterQueries, m.filterErrors)
 	for _, t := range []string{"websocket", "eventsource"} {
