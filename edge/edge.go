@@ -73,6 +73,12 @@ type Config struct {
 	// MaxMessageSize bounds one WebSocket message from a client.
 	// Default 64 KiB (a subscribe message is well under 1 KiB).
 	MaxMessageSize int64
+	// TokenCacheTTL is how long a valid token's identity is reused for new
+	// connections; `kill` evicts it at once. Default 30 s; negative
+	// disables the cache (concurrent lookups are still merged).
+	TokenCacheTTL time.Duration
+	// TokenCacheSize bounds cached tokens. Default 100,000.
+	TokenCacheSize int
 	// QueryTimeout bounds every Postgres query. Default 15 s, Mastodon's
 	// pool connect timeout.
 	QueryTimeout time.Duration
@@ -108,6 +114,10 @@ func (c *Config) setDefaults() {
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.QueryTimeout, 15*time.Second)
 	def(&c.ShutdownGrace, 5*time.Second)
+	def(&c.TokenCacheTTL, 30*time.Second)
+	if c.TokenCacheSize == 0 {
+		c.TokenCacheSize = 100_000
+	}
 	if c.MaxQueueFrames == 0 {
 		c.MaxQueueFrames = 512
 	}
@@ -139,7 +149,7 @@ type Edge struct {
 	cfg            Config
 	logger         *slog.Logger
 	store          Store
-	tokens         *tokenLookups
+	tokens         *tokenCache
 	hub            *hub
 	filter         *filterer
 	metrics        *metrics
@@ -184,7 +194,8 @@ func New(cfg Config) (*Edge, error) {
 	pool, _ := cfg.Store.(PoolStats)
 	e.metrics = newMetrics(cfg.Registry, pool, cfg.NATS.IsConnected)
 	e.metricsHandler = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})
-	e.tokens = &tokenLookups{store: cfg.Store, timeout: cfg.QueryTimeout}
+	e.tokens = &tokenCache{edge: e, store: cfg.Store, timeout: cfg.QueryTimeout, ttl: cfg.TokenCacheTTL,
+		max: cfg.TokenCacheSize, entries: make(map[string]*tokenEntry)}
 	e.hub = newHub(cfg.NATS, cfg.Subjects, cfg.Dispatchers, cfg.DispatchQueue, e.logger, e.metrics)
 	e.filter = newFilterer(cfg.Store, cfg.Dispatchers, cfg.FilterQueue, cfg.QueryTimeout, e.logger, e.metrics)
 	e.hub.filter = e.filter
@@ -212,6 +223,7 @@ func (e *Edge) Run(ctx context.Context) error {
 	wg.Go(func() { e.hub.refreshInterest(bg, e.cfg.InterestInterval) })
 	wg.Go(func() { e.sseBeats.run(bg) })
 	wg.Go(func() { e.wsPings.run(bg) })
+	wg.Go(func() { e.tokens.sweep(bg) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(e.cfg.Listener) }()
