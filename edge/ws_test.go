@@ -256,7 +256,9 @@ func TestWSMissedPongTerminates(t *testing.T) {
 // two system channels of the one account), and every goroutine goes away
 // when they close.
 func TestWSManySocketsShareSubscriptions(t *testing.T) {
-	h := newHarness(t)
+	// Without the token cache, whose entries hold system subscriptions of
+	// their own until they expire.
+	h := newHarness(t, func(c *Config) { c.TokenCacheTTL = -1 })
 	h.get("GET", "/api/v1/streaming/health", nil) // the edge is fully up
 	base := runtime.NumGoroutine()
 	const n = 1000
