@@ -315,3 +315,101 @@ func FuzzWSMessage(f *testing.F) {
 		}
 	})
 }
+
+// Client control frames: a ping is answered with a pong carrying the same
+// data, a close is echoed with its code.
+func TestWSClientControlFrames(t *testing.T) {
+	h := newHarness(t)
+	c, _, err := h.ws("/api/v1/streaming?access_token=alice-read-token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(d string) error { pong <- d; return nil })
+	if err := c.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _, _ = c.ReadMessage() }()
+	select {
+	case d := <-pong:
+		if d != "hi" {
+			t.Fatalf("pong %q", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong")
+	}
+}
+
+func TestWSCloseEchoed(t *testing.T) {
+	h := newHarness(t)
+	c, _, err := h.ws("/api/v1/streaming?access_token=alice-read-token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4000, "bye")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4000 {
+		t.Fatalf("got %v, want the close code echoed", err)
+	}
+}
+
+// An oversized client message ends that socket only (close 1009).
+func TestWSOversizedMessage(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxMessageSize = 1024 })
+	other, _, err := h.ws("/api/v1/streaming?stream=user&access_token=bob-read-token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := h.ws("/api/v1/streaming?access_token=alice-read-token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 4096))); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); err == nil {
+		t.Fatal("socket still open after an oversized message")
+	}
+	h.waitChannels("websocket", "user", 1)
+	h.publish(channel.Home(testenv.Bob), `{"event":"delete","payload":"1"}`)
+	if got := readText(t, other); got != `{"stream":["user"],"event":"delete","payload":"1"}` {
+		t.Fatalf("other socket got %s", got)
+	}
+}
+
+// Mastodon's metrics move as Mastodon's do.
+func TestMastodonMetrics(t *testing.T) {
+	h := newHarness(t)
+	c, _, err := h.ws("/api/v1/streaming?stream=user&access_token=alice-read-token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitChannels("websocket", "user", 1)
+	s := h.sse("/api/v1/streaming/user", "alice-read-token")
+	h.publish(channel.Home(testenv.Alice), `{"event":"delete","payload":"1"}`)
+	readText(t, c)
+	s.event()
+	_, body := h.get("GET", "/metrics", nil)
+	for _, want := range []string{
+		`connected_clients{type="websocket"} 1`,
+		`connected_clients{type="eventsource"} 1`,
+		`connected_channels{channel="system",type="websocket"} 2`,
+		`connected_channels{channel="system",type="eventsource"} 2`,
+		`connected_channels{channel="user",type="eventsource"} 1`,
+		`messages_sent_total{type="websocket"} 1`,
+		`messages_sent_total{type="eventsource"} 1`,
+		`redis_messages_received_total 1`,
+		"# HELP connected_clients The number of clients connected to the streaming server",
+		"# HELP pg_pool_total_connections The total number of clients existing within the pool",
+		`spillway_events_received_total{kind="user"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
