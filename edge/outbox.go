@@ -20,10 +20,10 @@ import (
 // the write deadline closes the connection, so a slow client costs bounded
 // memory and never delays anyone else.
 type outbox struct {
-	conn    net.Conn
-	raw     syscall.RawConn // nil when conn has no file descriptor (tests over net.Pipe)
+	conn net.Conn
+	raw  syscall.RawConn // nil when conn has no file descriptor (tests over net.Pipe)
 	// write, when set, replaces the non-blocking write(2) (benchmarks).
-	write func([]byte) (int, error)
+	write   func([]byte) (int, error)
 	limits  *outboxLimits
 	onClose func(slow bool) // called once, without mu held, when the outbox closes
 
