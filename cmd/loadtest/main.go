@@ -20,7 +20,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/spillway/spillway/cmd/loadtest/internal/fixtures"
 	"github.com/spillway/spillway/cmd/loadtest/internal/loadgen"
+	"github.com/spillway/spillway/cmd/loadtest/internal/payload"
 )
 
 func main() {
@@ -34,6 +36,7 @@ func main() {
 }
 
 const usageHead = `Usage: loadtest [flags]
+       loadtest fixtures [flags]   (benchmark database; see loadtest fixtures -help)
 
 Load-tests a Mastodon streaming API server on this machine (loopback only).
 Opens -clients receive-only clients (a mix of SSE and WebSocket, of streams
@@ -72,6 +75,7 @@ Examples:
 
 type options struct {
 	url, streams, tokens, accounts, sourceIPs string
+	authors                                   string
 	redisURL, redisNS, jsonOut                string
 	clients, payloadSize, serverPID           int
 	rampStart, rampStep, rampMax              int
@@ -97,6 +101,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis `URL` the server subscribes to")
 	fs.StringVar(&o.redisNS, "redis-namespace", "", "the server's REDIS_NAMESPACE (channels become NS:timeline:…)")
 	fs.Float64Var(&o.rate, "rate", 10, "publish ticks per second; each tick publishes one event on every target channel")
+	fs.StringVar(&o.authors, "authors", "", "author `file` (account_id<TAB>username<TAB>acct lines, as written by loadtest fixtures): published statuses rotate over these authors so servers apply blocks, mutes and domain blocks (probes keep a neutral author; on public/hashtag streams the statuses a server drops count as lost)")
 	fs.IntVar(&o.payloadSize, "payload-size", 3500, "approximate size of each published message in `bytes` (a complete status is at least ~3 KB; smaller values give that minimum)")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "measured window (per ramp step)")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "unmeasured publishing before each window")
@@ -118,6 +123,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "fixtures" {
+		return fixtures.Main(ctx, args[1:], stdout, stderr)
+	}
 	var o options
 	fs := newFlagSet(&o, stderr)
 	if err := fs.Parse(args); err != nil {
@@ -204,11 +212,17 @@ func buildConfig(o *options, stderr io.Writer) (loadgen.Config, error) {
 	} else if o.accounts != "" {
 		return loadgen.Config{}, errors.New("-accounts needs -tokens")
 	}
+	var authors []payload.Author
+	if o.authors != "" {
+		if authors, err = readAuthors(o.authors); err != nil {
+			return loadgen.Config{}, err
+		}
+	}
 	cfg := loadgen.Config{
 		BaseURL: u, Clients: o.clients, SSERatio: o.sseRatio, Streams: streams,
 		WSSubscribe: o.wsSubscribe, Tokens: tokens, ConnectRate: o.connectRate,
 		SourceIPs: ips, ConnectTimeout: o.connectTimeout, Rate: o.rate,
-		PayloadSize: o.payloadSize, Warmup: o.warmup, Duration: o.duration,
+		PayloadSize: o.payloadSize, Authors: authors, Warmup: o.warmup, Duration: o.duration,
 		ProbeTimeout: o.probeTimeout, ProbeInterval: 200 * time.Millisecond, Drain: o.drain,
 		ServerPID: o.serverPID, ProgressInterval: time.Second,
 	}
@@ -249,6 +263,22 @@ func readTokens(tokenPath, accountsPath string) ([]loadgen.Token, error) {
 		return nil, fmt.Errorf("-accounts: %w", err)
 	}
 	return tokens, nil
+}
+
+func readAuthors(path string) ([]payload.Author, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("-authors: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	authors, err := payload.ParseAuthors(f)
+	if err != nil {
+		return nil, fmt.Errorf("-authors: %w", err)
+	}
+	if len(authors) == 0 {
+		return nil, errors.New("-authors: file has no authors")
+	}
+	return authors, nil
 }
 
 // warnFileLimit warns when the open-file limit cannot hold every client

@@ -38,6 +38,16 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	}
 }
 
+func TestFixturesSubcommandHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"fixtures", "-help"}, &stdout, &stderr); err != nil {
+		t.Fatalf("fixtures -help: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "Usage: loadtest fixtures") {
+		t.Fatalf("not the fixtures usage:\n%s", stderr.String())
+	}
+}
+
 func TestRunRejectsBadInvocations(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
@@ -57,6 +67,9 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 		{"missing token file", []string{"-tokens", filepath.Join(dir, "none")}, "-tokens"},
 		{"bad ratio", []string{"-sse-ratio", "2"}, "sse-ratio"},
 		{"bad source ips", []string{"-source-ips", "10.1.1.1"}, "loopback"},
+		{"missing authors file", []string{"-authors", filepath.Join(dir, "none")}, "-authors"},
+		{"bad authors file", []string{"-authors", tokens}, "-authors: authors line 1"},
+		{"fixtures without database", []string{"fixtures"}, "-database-url is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

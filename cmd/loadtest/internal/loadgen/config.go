@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spillway/spillway/cmd/loadtest/internal/payload"
 )
 
 // Limits that keep a run bounded whatever the flags say.
@@ -57,6 +59,10 @@ type Config struct {
 	Rate float64
 	// PayloadSize is the approximate size of each published message.
 	PayloadSize int
+	// Authors, when non-empty, write the measured and warm-up statuses in
+	// rotation (by sequence number), so servers apply per-author filters
+	// (blocks, mutes, domain blocks). Probes keep the neutral default author.
+	Authors []payload.Author
 	// Warmup is published (and delivered) but not measured.
 	Warmup time.Duration
 	// Duration is the measured window per step.
@@ -132,6 +138,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PayloadSize < 0 || c.PayloadSize > maxPayloadSize {
 		return fmt.Errorf("-payload-size must be 0..%d", maxPayloadSize)
+	}
+	if len(c.Authors) > payload.MaxAuthors {
+		return fmt.Errorf("at most %d authors", payload.MaxAuthors)
 	}
 	if c.Duration <= 0 || c.Warmup < 0 || c.ConnectTimeout <= 0 || c.ProbeTimeout <= 0 ||
 		c.ProbeInterval <= 0 || c.Drain < 0 {

@@ -172,7 +172,7 @@ func newRunState(ctx context.Context, cfg *Config, pub Publisher) (*runState, er
 	r := &runState{
 		cfg:        cfg,
 		pub:        pub,
-		gen:        payload.NewGenerator(payload.DefaultAuthor(), cfg.PayloadSize),
+		gen:        payload.NewRotatingGenerator(payload.DefaultAuthor(), cfg.Authors, cfg.PayloadSize),
 		addr:       net.JoinHostPort(ip.String(), port),
 		hostHeader: cfg.BaseURL.Host,
 		pathPrefix: strings.TrimSuffix(cfg.BaseURL.Path, "/"),

@@ -29,6 +29,18 @@ const (
 type Author struct {
 	ID       string
 	Username string
+	// Domain is empty for a local account; for a remote one the status's
+	// acct becomes username@domain, which servers use for feed-access and
+	// domain-block checks.
+	Domain string
+}
+
+// Acct is the account's acct as Mastodon renders it.
+func (a Author) Acct() string {
+	if a.Domain == "" {
+		return a.Username
+	}
+	return a.Username + "@" + a.Domain
 }
 
 // DefaultAuthor returns a local account (acct == username), so local-only
@@ -47,23 +59,52 @@ func MinSize(a Author) int {
 // ({"event":"update","payload":{…status…}}). It is immutable after
 // construction and safe for concurrent use.
 type Generator struct {
-	tail []byte // everything after the marker fields, including the closing braces
+	// Each tail is everything after the marker fields, including the
+	// closing braces, for one author.
+	probe []byte
+	tails [][]byte
 }
 
-// NewGenerator returns a generator whose messages are about size bytes
-// (at least MinSize).
+// NewGenerator returns a generator whose messages, all written by a, are
+// about size bytes (at least MinSize).
 func NewGenerator(a Author, size int) *Generator {
-	g := &Generator{tail: buildTail(a, "")}
-	base := len(g.Append(nil, 1_000_000, 1_700_000_000_000_000_000, false))
-	if pad := size - base; pad > 0 {
-		g.tail = buildTail(a, filler(pad))
+	return NewRotatingGenerator(a, nil, size)
+}
+
+// NewRotatingGenerator returns a generator whose probe messages are written
+// by probe and whose other messages rotate over authors by sequence number
+// (seq modulo len(authors)); with no authors every message is by probe.
+// Keeping probes on one neutral author lets every subscriber confirm even
+// when it blocks, mutes or domain-blocks some of the rotating authors. Each
+// message is about size bytes (at least its author's MinSize).
+func NewRotatingGenerator(probe Author, authors []Author, size int) *Generator {
+	g := &Generator{probe: paddedTail(probe, size)}
+	for _, a := range authors {
+		g.tails = append(g.tails, paddedTail(a, size))
 	}
 	return g
+}
+
+func paddedTail(a Author, size int) []byte {
+	tail := buildTail(a, "")
+	base := len(appendMsg(nil, 1_000_000, 1_700_000_000_000_000_000, false, tail))
+	if pad := size - base; pad > 0 {
+		tail = buildTail(a, filler(pad))
+	}
+	return tail
 }
 
 // Append appends one message with the given sequence number and send time to
 // dst. Probe messages carry an extra marker so receivers can exclude them.
 func (g *Generator) Append(dst []byte, seq uint64, sentNS int64, probe bool) []byte {
+	tail := g.probe
+	if !probe && len(g.tails) > 0 {
+		tail = g.tails[seq%uint64(len(g.tails))]
+	}
+	return appendMsg(dst, seq, sentNS, probe, tail)
+}
+
+func appendMsg(dst []byte, seq uint64, sentNS int64, probe bool, tail []byte) []byte {
 	dst = append(dst, `{"event":"update","payload":{"id":"`...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `","`+keySeq+`":"`...)
@@ -74,7 +115,7 @@ func (g *Generator) Append(dst []byte, seq uint64, sentNS int64, probe bool) []b
 	dst = append(dst, `","`+keySentNS+`":"`...)
 	dst = strconv.AppendInt(dst, sentNS, 10)
 	dst = append(dst, '"')
-	return append(dst, g.tail...)
+	return append(dst, tail...)
 }
 
 const words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua "
@@ -201,24 +242,29 @@ func buildTail(a Author, pad string) []byte {
 	const files = "https://cdn.example"
 	blobcat := emoji{Shortcode: "blobcat", URL: files + "/emoji/blobcat.png", StaticURL: files + "/emoji/blobcat_s.png", VisibleInPicker: true}
 	profile := host + "/@" + a.Username
+	actor := host + "/users/" + a.Username
+	if a.Domain != "" {
+		profile = "https://" + a.Domain + "/@" + a.Username
+		actor = "https://" + a.Domain + "/users/" + a.Username
+	}
 	website := "https://app.example"
 	verified := "2024-04-02T09:10:11.000+00:00"
 	st := statusTail{
 		CreatedAt:   "2024-05-01T12:00:00.000Z",
 		Visibility:  "public",
 		Language:    "en",
-		URI:         host + "/users/" + a.Username + "/statuses/loadtest",
+		URI:         actor + "/statuses/loadtest",
 		URL:         profile + "/loadtest",
 		Content:     `<p>Hi <a href="` + host + `/@alice" class="u-url mention">@alice</a> &amp; <a href="https://remote.example/@carol" class="u-url mention">@carol</a> <a href="` + host + `/tags/spillway" class="mention hashtag" rel="tag">#spillway</a> :blobcat:</p><p>` + pad + `</p>`,
 		Application: application{Name: "Spillway loadtest", Website: &website},
 		Account: account{
-			ID: a.ID, Username: a.Username, Acct: a.Username,
+			ID: a.ID, Username: a.Username, Acct: a.Acct(),
 			DisplayName:  "Load Test :blobcat:",
 			Discoverable: true, Indexable: true,
 			CreatedAt:      "2023-01-15T00:00:00.000Z",
 			Note:           `<p>Synthetic statuses for measuring streaming servers.</p>`,
 			URL:            profile,
-			URI:            host + "/users/" + a.Username,
+			URI:            actor,
 			Avatar:         files + "/avatars/8f3b2a.png",
 			AvatarStatic:   files + "/avatars/8f3b2a.png",
 			Header:         files + "/headers/4c1d9e.jpg",
