@@ -19,6 +19,11 @@ var (
 	errListForbidden  = &apiError{401, "Not authorized to stream this list"}
 	errUnknownStream  = &apiError{400, "Unknown stream type"}
 	errUnexpected     = &apiError{500, "An unexpected error occurred"}
+
+	// Spillway's own refusals, which Mastodon's server never makes: the
+	// client should reconnect (through the load balancer, to another edge).
+	errTooMany  = &apiError{503, "Too many connections"}
+	errDraining = &apiError{503, "Server shutting down"}
 )
 
 // unsubscribeErrorFrame is what Mastodon sends when an unsubscribe message

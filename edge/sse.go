@@ -51,8 +51,12 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if e.draining.Load() {
+		writeError(w, errDraining)
+		return
+	}
 	if !e.admit() {
-		writeError(w, &apiError{http.StatusServiceUnavailable, "Too many connections"})
+		writeError(w, errTooMany)
 		return
 	}
 	conn, _, err := http.NewResponseController(w).Hijack()

@@ -59,3 +59,41 @@ func BenchmarkAppendJSONFresh(b *testing.B) {
 		_ = v.AppendJSON(nil)
 	}
 }
+
+func BenchmarkCanonical(b *testing.B) {
+	msg := wrapUpdate(loadStatus(b))
+	out, ok := Canonical(nil, msg)
+	if !ok {
+		b.Fatal("bailed out")
+	}
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _ = Canonical(out[:0], msg)
+	}
+}
+
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	msg := wrapUpdate(loadStatus(b))
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := DecodeEnvelope(msg); !ok {
+			b.Fatal("bailed out")
+		}
+	}
+}
+
+// BenchmarkParseEnvelope is the tree path DecodeEnvelope replaces.
+func BenchmarkParseEnvelope(b *testing.B) {
+	msg := wrapUpdate(loadStatus(b))
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := Parse(msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = v.Get("payload").AppendJSON(nil)
+	}
+}
