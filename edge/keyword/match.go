@@ -1,6 +1,8 @@
 package keyword
 
 import (
+	"github.com/spillway/spillway/edge/jsjson"
+
 	"slices"
 	"sort"
 	"strconv"
@@ -308,7 +310,7 @@ func (m *Matcher) AppendResults(dst []byte, text string, now time.Time) []byte {
 		}
 		n++
 		dst = append(dst, f.head...)
-		dst = appendJSString(dst, text[start:end])
+		dst = jsjson.AppendString(dst, text[start:end])
 		dst = append(dst, resultTail...)
 	}
 	return append(dst, ']')
@@ -512,15 +514,15 @@ func floorMs(t time.Time) int64 {
 
 func appendHead(dst []byte, f Filter) []byte {
 	dst = append(dst, `{"filter":{"id":`...)
-	dst = appendJSString(dst, f.ID)
+	dst = jsjson.AppendString(dst, f.ID)
 	dst = append(dst, `,"title":`...)
-	dst = appendJSString(dst, f.Title)
+	dst = jsjson.AppendString(dst, f.Title)
 	dst = append(dst, `,"context":[`...)
 	for i, c := range f.Context {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSString(dst, c)
+		dst = jsjson.AppendString(dst, c)
 	}
 	dst = append(dst, `],"expires_at":`...)
 	if f.ExpiresAt == nil {
@@ -530,7 +532,7 @@ func appendHead(dst []byte, f Filter) []byte {
 	}
 	if f.Action != "" {
 		dst = append(dst, `,"filter_action":`...)
-		dst = appendJSString(dst, f.Action)
+		dst = jsjson.AppendString(dst, f.Action)
 	}
 	return append(dst, `},"keyword_matches":[`...)
 }

@@ -1,6 +1,8 @@
 package keyword
 
 import (
+	"github.com/spillway/spillway/edge/jsjson"
+
 	"encoding/json"
 	"slices"
 	"strings"
@@ -250,8 +252,8 @@ func TestAppendJSString(t *testing.T) {
 		{"\xed\xbf\xbf", `"\udfff"`},
 	}
 	for _, tt := range tests {
-		if got := string(appendJSString(nil, tt.in)); got != tt.want {
-			t.Errorf("appendJSString(%q) = %s, want %s", tt.in, got, tt.want)
+		if got := string(jsjson.AppendString(nil, tt.in)); got != tt.want {
+			t.Errorf("jsjson.AppendString(%q) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }
