@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/spillway/spillway/edge/jsjson"
 )
 
 // dechunk decodes HTTP chunked bytes.
@@ -159,5 +161,33 @@ func FuzzDecodeEvent(f *testing.F) {
 		ev.wsFrame(`["user"]`, nil)
 		ev.wsFrame(`["public"]`, []byte("[]"))
 		statusOf(ev.payload)
+	})
+}
+
+// The spliced "filtered" variants must equal a full re-serialisation of
+// {...payload, filtered} on both transports.
+func FuzzFilteredSplice(f *testing.F) {
+	f.Add([]byte(`{"id":"1","content":"<p>é \u2028</p>"}`), []byte(`[]`))
+	f.Add([]byte(`{}`), []byte(`[{"filter":{"id":"1"},"keyword_matches":["a\"b"],"status_matches":null}]`))
+	f.Add([]byte(`{"a":"\ud800"}`), []byte(`[]`))
+	f.Fuzz(func(t *testing.T, payload, filtered []byte) {
+		ev := decodeEvent(append(append([]byte(`{"event":"update","payload":`), payload...), '}'), time.Now())
+		if ev == nil || ev.payload.Kind() != jsjson.Object || ev.payload.Has("filtered") {
+			return
+		}
+		fv, err := jsjson.Parse(filtered)
+		if err != nil {
+			return
+		}
+		canon := fv.AppendJSON(nil)
+		want := ev.payload.AppendJSONWithMember(nil, "filtered", func(dst []byte) []byte { return append(dst, canon...) })
+		if got := ev.withFiltered(canon); !bytes.Equal(got, want) {
+			t.Fatalf("sse splice %q, want %q", got, want)
+		}
+		msg := append([]byte(`{"stream":["public"],"event":"update","payload":`), jsjson.AppendString(nil, string(want))...)
+		msg = append(msg, '}')
+		if got := ev.wsFrame(`["public"]`, canon); !bytes.Equal(got, wsFrameBytes(opText, msg)) {
+			t.Fatalf("ws splice %q, want %q", got, msg)
+		}
 	})
 }

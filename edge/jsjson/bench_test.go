@@ -68,6 +68,7 @@ func BenchmarkCanonical(b *testing.B) {
 	}
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
 	for b.Loop() {
 		out, _ = Canonical(out[:0], msg)
 	}
@@ -77,6 +78,7 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 	msg := wrapUpdate(loadStatus(b))
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
 	for b.Loop() {
 		if _, ok := DecodeEnvelope(msg); !ok {
 			b.Fatal("bailed out")
@@ -89,6 +91,7 @@ func BenchmarkParseEnvelope(b *testing.B) {
 	msg := wrapUpdate(loadStatus(b))
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
 	for b.Loop() {
 		v, err := Parse(msg)
 		if err != nil {

@@ -37,6 +37,10 @@ const maxOpenKeys = 192
 //
 // Invalid UTF-8 inside strings is handled (each maximal invalid subpart
 // becomes U+FFFD, as Parse does); outside strings it is a syntax error.
+//
+// Canonical first makes room for len(src)+16 bytes after len(dst) (the
+// output is rarely longer), so a dst with that much spare capacity is
+// never reallocated. The spare capacity of dst must not overlap src.
 func Canonical(dst, src []byte) (out []byte, ok bool) {
 	c := canon{src: src, out: reserve(dst, len(src))}
 	i, ok := c.value(skipWS(src, 0))
@@ -181,7 +185,7 @@ func (c *canon) object(i int) (int, bool) {
 			return i, false
 		}
 		key := c.out[ks:]
-		if idx, isIdx := arrayIndexBytes(key[1 : len(key)-1]); isIdx {
+		if idx, isIdx := arrayIndexBytes(key); isIdx {
 			// JavaScript lists index keys first in ascending order;
 			// they may pass only if they already are. This also rejects
 			// repeated index keys, so they need no fingerprint.
@@ -212,7 +216,13 @@ func (c *canon) object(i int) (int, bool) {
 			return i, false
 		}
 		c.out = append(c.out, ':')
-		if i, ok = c.value(skipWS(s, i+1)); !ok {
+		// Most values are strings: skip value's dispatch for them.
+		if i = skipWS(s, i+1); i < len(s) && s[i] == '"' {
+			i, ok = c.str(i)
+		} else {
+			i, ok = c.value(i)
+		}
+		if !ok {
 			return i, false
 		}
 		i = skipWS(s, i)
@@ -249,13 +259,14 @@ func keyFingerprint(k []byte) uint64 {
 	return (h ^ uint64(n)) * 0xFF51AFD7ED558CCD
 }
 
-// arrayIndexBytes is arrayIndex for a key's canonical text without quotes
-// (an array index has no escapes, so that text is the key itself).
+// arrayIndexBytes is arrayIndex for a key's canonical text, quotes
+// included (an array index has no escapes, so the rest is the key itself).
+// The first test is inlined: keys rarely start with a digit.
 func arrayIndexBytes(k []byte) (uint32, bool) {
-	if len(k) == 0 || k[0] < '0' || k[0] > '9' {
+	if len(k) < 3 || k[1] > '9' || k[1] < '0' {
 		return 0, false
 	}
-	return arrayIndex(unsafe.String(&k[0], len(k)))
+	return arrayIndex(unsafe.String(&k[1], len(k)-2))
 }
 
 // scanNumber checks the number literal starting at s[i] and returns its end.
@@ -320,7 +331,7 @@ func (c *canon) number(i int) (int, bool) {
 	}
 	// An integer of up to 15 digits is exact as a double and printed back
 	// as the same digits; only "-0" changes (to "0").
-	if simple && nd <= 15 && !(s[i] == '-' && s[i+1] == '0') {
+	if (simple && nd <= 15 && !(s[i] == '-' && s[i+1] == '0')) || (!simple && canonicalDecimal(s[i:end])) {
 		c.out = append(c.out, s[i:end]...)
 		return end, true
 	}
@@ -336,6 +347,33 @@ func (c *canon) number(i int) (int, bool) {
 	// The text may have grown (1e20 has 21 digits): keep str's room.
 	c.out = reserve(c.out, len(s)-end)
 	return end, true
+}
+
+// canonicalDecimal reports whether a number literal with a fraction is
+// already what Number::toString prints for it: no exponent, no trailing
+// zero, at most 15 significant digits (which a double always reproduces as
+// the shortest round-trip digits) and, below 1, at most five zeros after
+// the point (from 1e-7 down the output is in exponent form).
+func canonicalDecimal(lit []byte) bool {
+	if lit[0] == '-' {
+		lit = lit[1:]
+	}
+	dot := bytes.IndexByte(lit, '.')
+	if dot < 0 || lit[len(lit)-1] == '0' || bytes.ContainsAny(lit, "eE") {
+		return false
+	}
+	sig := len(lit) - 1
+	if lit[0] == '0' { // "0.ddd": leading zeros of the fraction do not count
+		z := 0
+		for z < len(lit)-2 && lit[2+z] == '0' {
+			z++
+		}
+		if z > 5 {
+			return false
+		}
+		sig = len(lit) - 2 - z
+	}
+	return sig <= 15
 }
 
 const (

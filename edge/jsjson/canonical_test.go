@@ -336,3 +336,49 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	}
 	return seeds
 }
+
+// TestCanonicalDecimal checks the verbatim copy of decimals against
+// ParseFloat and AppendNumber on edge cases and random literals.
+func TestCanonicalDecimal(t *testing.T) {
+	lits := []string{
+		"0.000001", "0.0000001", "0.0000012", "0.00000123456789012345", "0.1234567890123456", "0.123456789012345",
+		"123456789012345.5", "12345678901234.5", "99999999999999.9", "999999999999999.9", "0.9999999999999999",
+		"0.5", "-0.25", "29.97", "1.50", "100.0", "-0.000001", "1.7976931348623157", "9007199254740.993",
+		"0.30000000000000004", "0.3000000000000000", "4.35", "0.1", "0.01", "0.001", "0.0001", "0.00001",
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	digits := func(n int, lead bool) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + r.IntN(10))
+			if i == 0 && lead && b[i] == '0' {
+				b[i] = '1'
+			}
+		}
+		return string(b)
+	}
+	for range 100000 {
+		lit := "0"
+		if r.IntN(3) > 0 {
+			lit = digits(1+r.IntN(17), true)
+		}
+		lit += "." + strings.Repeat("0", r.IntN(8)*r.IntN(2)) + digits(1+r.IntN(18), false)
+		if r.IntN(2) == 0 {
+			lit = "-" + lit
+		}
+		lits = append(lits, lit)
+	}
+	for _, lit := range lits {
+		f, ok := parseNumberBytes([]byte(lit))
+		if !ok {
+			t.Fatalf("ParseFloat(%s) failed", lit)
+		}
+		want := string(AppendNumber(nil, f))
+		if canonicalDecimal([]byte(lit)) && lit != want {
+			t.Errorf("canonicalDecimal(%s) but JS prints %s", lit, want)
+		}
+		if got, _ := Canonical(nil, []byte(lit)); string(got) != want {
+			t.Errorf("Canonical(%s) = %s, want %s", lit, got, want)
+		}
+	}
+}

@@ -25,6 +25,15 @@
 // code point, so byte equality of two strings equals JavaScript string
 // equality. Strings without lone surrogates are plain valid UTF-8.
 //
+// # Fast path
+//
+// Canonical produces JSON.stringify(JSON.parse(text)) straight from the
+// text in one pass, and DecodeEnvelope does the same for the members of a
+// Rails streaming message, without building a tree. Both report ok=false
+// for input they leave to Parse (duplicate keys, keys JavaScript would
+// reorder, very large or deep objects, invalid JSON); callers then take the
+// tree path, which gives the same bytes.
+//
 // Parsed values are immutable and safe for concurrent use. Accessors are
 // nil-safe, so v.Get("account").Get("id").Str() never panics on hostile input.
 package jsjson

@@ -91,6 +91,13 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 	}
 	defer nc.Close()
 
+	if addr := s.Env.Get("STREAMING_DEBUG_LISTEN"); addr != "" {
+		stop, err := serveDebug(addr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	reg := prometheus.NewRegistry()
 	e, err := edge.New(edge.Config{
 		Listener:       ln,

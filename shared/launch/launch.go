@@ -33,6 +33,7 @@ var Variables = []struct{ Name, Default, Help string }{
 	{"STREAMING_SHUTDOWN_DELAY", "0s", "Edge: time health reports 503 before clients are closed on SIGTERM."},
 	{"STREAMING_SHUTDOWN_GRACE", "5s", "Edge: window over which clients are closed on shutdown."},
 	{"STREAMING_QUEUE_FRAMES", "512", "Edge: frames queued for one slow client before it is disconnected."},
+	{"STREAMING_DEBUG_LISTEN", "unset", "Edge: serve Go's /debug/pprof profiles on this host:port (keep it private)."},
 }
 
 // Settings is everything read from the environment, validated.
