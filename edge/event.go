@@ -15,16 +15,20 @@ import (
 type event struct {
 	name     *jsjson.Value // the "event" member, normally a string
 	nameStr  string        // name when it is a string
-	payload  *jsjson.Value
-	received time.Time // when this edge decoded it
-	queuedAt time.Time // Rails' queued_at, or the broker's receive time; zero if unknown
+	kind     jsjson.Kind   // the payload's kind
+	received time.Time     // when this edge decoded it
+	queuedAt time.Time     // Rails' queued_at, or the broker's receive time; zero if unknown
 
-	// payloadText is JSON.stringify(payload) for objects and arrays, the
-	// JavaScript String() form otherwise: the SSE `data:` text.
+	// payloadJSON is JSON.stringify(payload); payloadText is the SSE
+	// `data:` text: the same for objects and arrays, the JavaScript
+	// String() form otherwise.
+	payloadJSON []byte
 	payloadText []byte
-	// escapedHead is the WebSocket form of an object payload's text up to
-	// its closing brace; built on first use. Guarded by mu.
-	escapedHead []byte
+
+	// tree is the parsed payload. Pass-through events never need it; the
+	// filter worker that owns the event builds it on first use.
+	tree   *jsjson.Value
+	status *statusInfo // filtering facts, computed once (filter.go)
 
 	mu sync.Mutex
 	// frames caches rendered frames by stream label ("" for SSE, else the
@@ -32,13 +36,63 @@ type event struct {
 	// goes out unchanged). Users with keyword filters can produce many
 	// distinct results, hence maps rather than a scanned list.
 	frames map[string]map[string][]byte
-	status *statusInfo // filtering facts, computed once (filter.go)
+	// escapedHead is the WebSocket form of an object payload's text up to
+	// its closing brace; built on first use. Guarded by mu.
+	escapedHead []byte
 }
 
 // decodeEvent parses a Redis message. It returns nil when Mastodon would
 // drop the message before any listener sees it: not JSON, not an object, or
 // an "event" or "payload" member that is not truthy (§9).
+//
+// The common case takes jsjson's one-pass envelope decoder, which produces
+// the re-serialised payload bytes without building a tree; rare inputs it
+// leaves alone (duplicate keys, keys JavaScript reorders) take the full
+// parse. Both give identical bytes.
 func decodeEvent(data []byte, received time.Time) *event {
+	env, ok := jsjson.DecodeEnvelope(data)
+	if !ok {
+		return decodeEventTree(data, received)
+	}
+	if env.Event == nil || env.Payload == nil || !truthyJSON(env.Event) || !truthyJSON(env.Payload) {
+		return nil
+	}
+	name, err := jsjson.Parse(env.Event)
+	if err != nil {
+		return nil
+	}
+	e := &event{name: name, received: received, payloadJSON: env.Payload}
+	e.nameStr, _ = name.Str()
+	if env.HasQueuedAt && env.QueuedAt > 0 && env.QueuedAt < 1e15 {
+		e.queuedAt = time.UnixMilli(int64(env.QueuedAt))
+	}
+	switch env.Payload[0] {
+	case '{':
+		e.kind, e.payloadText = jsjson.Object, env.Payload
+	case '[':
+		e.kind, e.payloadText = jsjson.Array, env.Payload
+	default:
+		// A scalar: small, so parsing it for its String() form is cheap.
+		v, err := jsjson.Parse(env.Payload)
+		if err != nil {
+			return nil
+		}
+		e.kind, e.tree, e.payloadText = v.Kind(), v, v.AppendText(nil)
+	}
+	return e
+}
+
+// truthyJSON applies JavaScript truthiness to canonical JSON text.
+func truthyJSON(b []byte) bool {
+	switch string(b) {
+	case `""`, "0", "false", "null":
+		return false
+	}
+	return true
+}
+
+// decodeEventTree is decodeEvent through a full parse.
+func decodeEventTree(data []byte, received time.Time) *event {
 	v, err := jsjson.Parse(data)
 	if err != nil || v.Kind() != jsjson.Object {
 		return nil
@@ -47,13 +101,23 @@ func decodeEvent(data []byte, received time.Time) *event {
 	if !name.Truthy() || !payload.Truthy() {
 		return nil
 	}
-	e := &event{name: name, payload: payload, received: received}
+	e := &event{name: name, tree: payload, kind: payload.Kind(), received: received}
 	e.nameStr, _ = name.Str()
 	if q, ok := v.Get("queued_at").Num(); ok && q > 0 && q < 1e15 {
 		e.queuedAt = time.UnixMilli(int64(q))
 	}
+	e.payloadJSON = payload.AppendJSON(nil)
 	e.payloadText = payload.AppendText(nil)
 	return e
+}
+
+// payload returns the parsed payload. Only the goroutine that owns the
+// event for filtering may call it (no lock: it is never shared).
+func (e *event) payload() *jsjson.Value {
+	if e.tree == nil {
+		e.tree, _ = jsjson.Parse(e.payloadJSON)
+	}
+	return e.tree
 }
 
 // controlMessage is what the system channels carry: only the event name
@@ -173,7 +237,7 @@ func (e *event) renderWS(label string, filtered []byte) []byte {
 	msg = append(msg, `,"event":`...)
 	msg = e.name.AppendJSON(msg)
 	msg = append(msg, `,"payload":`...)
-	switch e.payload.Kind() {
+	switch e.kind {
 	case jsjson.Object:
 		if e.escapedHead == nil {
 			q := jsjson.AppendString(nil, string(e.payloadText[:len(e.payloadText)-1]))
@@ -189,7 +253,7 @@ func (e *event) renderWS(label string, filtered []byte) []byte {
 	case jsjson.Array:
 		msg = jsjson.AppendString(msg, string(e.payloadText))
 	default:
-		msg = e.payload.AppendJSON(msg)
+		msg = append(msg, e.payloadJSON...)
 	}
 	msg = append(msg, '}')
 	return wsFrameBytes(opText, msg)

@@ -153,14 +153,19 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add([]byte(`{"event":"delete","payload":"1"}`))
 	f.Add([]byte(`{"event":5,"payload":[1,"\ud800"]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ev := decodeEvent(data, time.Now())
+		ev, tree := decodeEvent(data, time.Now()), decodeEventTree(data, time.Now())
+		if (ev == nil) != (tree == nil) {
+			t.Fatalf("fast decode nil=%v, tree decode nil=%v for %q", ev == nil, tree == nil, data)
+		}
 		if ev == nil {
 			return
 		}
-		ev.sseFrame(nil)
-		ev.wsFrame(`["user"]`, nil)
+		if !bytes.Equal(tree.payloadJSON, ev.payloadJSON) || !bytes.Equal(tree.payloadText, ev.payloadText) ||
+			!bytes.Equal(ev.sseFrame(nil), tree.sseFrame(nil)) || !bytes.Equal(ev.wsFrame(`["user"]`, nil), tree.wsFrame(`["user"]`, nil)) {
+			t.Fatalf("fast and tree decodes differ for %q", data)
+		}
 		ev.wsFrame(`["public"]`, []byte("[]"))
-		statusOf(ev.payload)
+		statusOf(ev.payload())
 	})
 }
 
@@ -172,7 +177,7 @@ func FuzzFilteredSplice(f *testing.F) {
 	f.Add([]byte(`{"a":"\ud800"}`), []byte(`[]`))
 	f.Fuzz(func(t *testing.T, payload, filtered []byte) {
 		ev := decodeEvent(append(append([]byte(`{"event":"update","payload":`), payload...), '}'), time.Now())
-		if ev == nil || ev.payload.Kind() != jsjson.Object || ev.payload.Has("filtered") {
+		if ev == nil || ev.kind != jsjson.Object || ev.payload().Has("filtered") {
 			return
 		}
 		fv, err := jsjson.Parse(filtered)
@@ -180,7 +185,7 @@ func FuzzFilteredSplice(f *testing.F) {
 			return
 		}
 		canon := fv.AppendJSON(nil)
-		want := ev.payload.AppendJSONWithMember(nil, "filtered", func(dst []byte) []byte { return append(dst, canon...) })
+		want := ev.payload().AppendJSONWithMember(nil, "filtered", func(dst []byte) []byte { return append(dst, canon...) })
 		if got := ev.withFiltered(canon); !bytes.Equal(got, want) {
 			t.Fatalf("sse splice %q, want %q", got, want)
 		}

@@ -172,7 +172,7 @@ func (f *filterer) process(ctx context.Context, j filterJob) {
 	defer f.metrics.filterJobs.Inc()
 	ev := j.ev
 	if ev.status == nil {
-		ev.status = statusOf(ev.payload)
+		ev.status = statusOf(ev.payload())
 	}
 	st := ev.status
 	if !st.ok {

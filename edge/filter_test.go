@@ -112,7 +112,12 @@ func (h *harness) publicClient(t *testing.T, transport, token, stream string) fu
 	before := wsChannels(h, stream)
 	sendJSON(t, c, `{"type":"subscribe","stream":"`+stream+`"}`)
 	h.waitChannels("websocket", stream, before+1)
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() {
+		// Wait for the edge to see the close, so the next client's count
+		// starts from a settled gauge.
+		c.Close()
+		h.waitChannels("websocket", stream, before)
+	})
 	return func() string {
 		var f struct {
 			Payload string `json:"payload"`
