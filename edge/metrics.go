@@ -25,6 +25,7 @@ type metrics struct {
 	filterQueries     *prometheus.CounterVec
 	filterErrors      prometheus.Counter
 	filterJobs        prometheus.Counter
+	framesWritten     *prometheus.CounterVec
 }
 
 // channelLabels are the stream label values Mastodon primes (§13).
@@ -88,12 +89,16 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 			Name: "spillway_filter_errors_total",
 			Help: "Filtering queries that failed or timed out; the event is dropped for the clients concerned.",
 		}),
+		framesWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_frames_written_total",
+			Help: "Event frames handed to client sockets, by connection type (the same deliveries messages_sent_total counts, under Spillway's name).",
+		}, []string{"type"}),
 		filterJobs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spillway_filtered_statuses_total",
 			Help: "Statuses on public and hashtag channels that went through per-user filtering.",
 		}),
 	}
-	reg.MustRegister(m.filterJobs, m.connectedClients, m.connectedChannels, m.redisSubs, m.redisMessages,
+	reg.MustRegister(m.framesWritten, m.filterJobs, m.connectedClients, m.connectedChannels, m.redisSubs, m.redisMessages,
 		m.messagesSent, m.eventsReceived, m.eventsDropped, m.slowClients, m.latency,
 		m.natsSubscriptions, m.filterQueries, m.filterErrors)
 	for _, t := range []string{"websocket", "eventsource"} {
@@ -140,11 +145,13 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 // addSent counts one event's deliveries per transport in one step, so the
 // fan-out loop does no atomic operation per client.
 func (m *metrics) addSent(sent [2]int, _ *event) {
-	if sent[transportSSE] > 0 {
-		m.messagesSent.WithLabelValues("eventsource").Add(float64(sent[transportSSE]))
+	if n := float64(sent[transportSSE]); n > 0 {
+		m.messagesSent.WithLabelValues("eventsource").Add(n)
+		m.framesWritten.WithLabelValues("eventsource").Add(n)
 	}
-	if sent[transportWS] > 0 {
-		m.messagesSent.WithLabelValues("websocket").Add(float64(sent[transportWS]))
+	if n := float64(sent[transportWS]); n > 0 {
+		m.messagesSent.WithLabelValues("websocket").Add(n)
+		m.framesWritten.WithLabelValues("websocket").Add(n)
 	}
 }
 
