@@ -137,3 +137,7 @@ func dropSchema(t testing.TB, cfg *pgx.ConnConfig, ident string) {
 		t.Errorf("testenv: drop schema %s: %v", ident, err)
 	}
 }
+
+// SchemaSQL returns the project's test schema (Mastodon's tables and columns
+// the server reads), for tests that prepare a database of their own.
+func SchemaSQL() string { return schemaSQL }
