@@ -81,7 +81,35 @@ type statusInfo struct {
 	language    string
 	hasLanguage bool
 	hasFiltered bool
-	text        string
+
+	// The searchable text is extracted (an HTML parse) only when some
+	// viewer has keyword filters, once per event.
+	payload  *jsjson.Value
+	text     string
+	textDone bool
+}
+
+// searchText returns the text keyword filters match against (§11.6). Only
+// the filter worker owning the event calls it.
+func (st *statusInfo) searchText() string {
+	if st.textDone {
+		return st.text
+	}
+	st.textDone = true
+	p := st.payload
+	spoiler, _ := p.Get("spoiler_text").Str()
+	var options, descriptions []string
+	if opts := p.Get("poll").Get("options"); opts.Kind() == jsjson.Array {
+		for i := range opts.Len() {
+			options = append(options, textOf(opts.Index(i).Get("title")))
+		}
+	}
+	media := p.Get("media_attachments")
+	for i := range media.Len() {
+		descriptions = append(descriptions, textOf(media.Index(i).Get("description")))
+	}
+	st.text = keyword.Text(spoiler, textOf(p.Get("content")), options, descriptions)
+	return st.text
 }
 
 // statusOf extracts the status facts once per event. A payload Mastodon
@@ -120,19 +148,7 @@ func statusOf(p *jsjson.Value) *statusInfo {
 	}
 	st.language, st.hasLanguage = p.Get("language").Str()
 	st.hasFiltered = p.Has("filtered")
-	if !st.hasFiltered {
-		spoiler, _ := p.Get("spoiler_text").Str()
-		var options, descriptions []string
-		if opts := p.Get("poll").Get("options"); opts.Kind() == jsjson.Array {
-			for i := range opts.Len() {
-				options = append(options, textOf(opts.Index(i).Get("title")))
-			}
-		}
-		for i := range media.Len() {
-			descriptions = append(descriptions, textOf(media.Index(i).Get("description")))
-		}
-		st.text = keyword.Text(spoiler, textOf(p.Get("content")), options, descriptions)
-	}
+	st.payload = p
 	st.ok = true
 	return st
 }
@@ -236,7 +252,7 @@ func (f *filterer) process(ctx context.Context, j filterJob) {
 			if m.Empty() {
 				filtered = emptyFiltered
 			} else {
-				buf = m.AppendResults(buf[:0], st.text, now)
+				buf = m.AppendResults(buf[:0], st.searchText(), now)
 				filtered = buf
 			}
 		}
