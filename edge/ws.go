@@ -37,7 +37,7 @@ func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string
 	q := parseQuery(r.URL.RawQuery)
 	id, aerr := e.authenticate(r.Context(), r, q)
 	if aerr != nil {
-		rawResponse(w, aerr.status, "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: "+reqID+"\r\nX-Error-Message: "+aerr.msg+"\r\n", "")
+		refuseUpgrade(w, reqID, aerr)
 		return
 	}
 	protocols, herr := checkHandshake(r)
@@ -50,12 +50,12 @@ func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string
 		return
 	}
 	if !e.admit() {
-		rawResponse(w, http.StatusServiceUnavailable, "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: "+reqID+"\r\nX-Error-Message: Too many connections\r\n", "")
+		refuseUpgrade(w, reqID, errTooMany)
 		return
 	}
 	if e.draining.Load() {
 		e.conns.Add(-1)
-		rawResponse(w, http.StatusServiceUnavailable, "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: "+reqID+"\r\nX-Error-Message: Shutting down\r\n", "")
+		refuseUpgrade(w, reqID, errDraining)
 		return
 	}
 	respHeader := http.Header{"X-Request-Id": {reqID}}
@@ -158,6 +158,12 @@ func isTokenChar(c byte) bool {
 		return false
 	}
 	return !strings.ContainsRune("()<>@,;:\\\"/[]?={}", rune(c))
+}
+
+// refuseUpgrade is Mastodon's refusal of an upgrade (§8.1): empty body, the
+// message in X-Error-Message.
+func refuseUpgrade(w http.ResponseWriter, reqID string, e *apiError) {
+	rawResponse(w, e.status, "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: "+reqID+"\r\nX-Error-Message: "+e.msg+"\r\n", "")
 }
 
 // rawResponse writes a bare HTTP response on the hijacked socket and closes
