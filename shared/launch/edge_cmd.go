@@ -127,7 +127,7 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 		defer bnc.Close()
 		wg.Go(func() { brokerErr = RunBroker(brokerCtx, s, bnc, logger, reg) })
 	}
-	logger.Info("Streaming API now listening on " + ListeningOn(ln))
+	logger.Info("Streaming API now listening on " + ln.Addr().String())
 	edgeErr := e.Run(ctx)
 	// The broker outlives the edge so that draining edges lose nothing.
 	stopBroker()

@@ -171,8 +171,3 @@ func Listen(l mastodonenv.Listen) (net.Listener, error) {
 	}
 	return ln, nil
 }
-
-// ListeningOn renders the address for Mastodon's startup log line.
-func ListeningOn(ln net.Listener) string {
-	return ln.Addr().String()
-}
