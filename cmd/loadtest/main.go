@@ -20,9 +20,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/spillway/spillway/cmd/loadtest/internal/fixtures"
 	"github.com/spillway/spillway/cmd/loadtest/internal/loadgen"
-	"github.com/spillway/spillway/cmd/loadtest/internal/payload"
+	"github.com/spillway/spillway/shared/benchdata/fixtures"
+	"github.com/spillway/spillway/shared/benchdata/payload"
 )
 
 func main() {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/spillway/spillway/cmd/loadtest/internal/payload"
+	"github.com/spillway/spillway/shared/benchdata/payload"
 )
 
 // Action says what happens to one delivery.

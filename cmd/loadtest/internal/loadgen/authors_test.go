@@ -7,7 +7,7 @@ import (
 
 	"github.com/spillway/spillway/cmd/loadtest/internal/fakestream"
 	"github.com/spillway/spillway/cmd/loadtest/internal/loadgen"
-	"github.com/spillway/spillway/cmd/loadtest/internal/payload"
+	"github.com/spillway/spillway/shared/benchdata/payload"
 )
 
 // domainBlockingHub stands in for a server whose every subscriber

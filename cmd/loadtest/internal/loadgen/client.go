@@ -16,8 +16,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/spillway/spillway/cmd/loadtest/internal/payload"
 	"github.com/spillway/spillway/cmd/loadtest/internal/sse"
+	"github.com/spillway/spillway/shared/benchdata/payload"
 )
 
 // Buffer sizes chosen to keep ~20,000 idle connections cheap: small socket

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spillway/spillway/cmd/loadtest/internal/payload"
+	"github.com/spillway/spillway/shared/benchdata/payload"
 )
 
 // Limits that keep a run bounded whatever the flags say.

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/url"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/spillway/spillway/shared/benchdata/fixtures"
 )
 
 func TestParseStreams(t *testing.T) {
@@ -252,5 +255,25 @@ func TestParseProc(t *testing.T) {
 	}
 	if _, err := readProc(1 << 30); err == nil {
 		t.Fatal("nonexistent pid accepted")
+	}
+}
+
+// The token file "loadtest fixtures" writes is what ParseTokens reads.
+func TestParsesFixtureTokens(t *testing.T) {
+	s, err := fixtures.New(fixtures.Config{Accounts: 150, TokensPerAccount: 2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok bytes.Buffer
+	if err := s.WriteTokens(&tok); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := ParseTokens(&tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tokens) != 300 || tokens[0] != (Token{Value: "bench-1-1", AccountID: "200000000000000001"}) ||
+		tokens[299] != (Token{Value: "bench-150-2", AccountID: "200000000000000150"}) {
+		t.Fatalf("tokens %d: first %+v last %+v", len(tokens), tokens[0], tokens[len(tokens)-1])
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/spillway/spillway/cmd/loadtest/internal/hist"
-	"github.com/spillway/spillway/cmd/loadtest/internal/payload"
+	"github.com/spillway/spillway/shared/benchdata/payload"
 )
 
 func FuzzParseInputs(f *testing.F) {

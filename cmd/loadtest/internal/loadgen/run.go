@@ -17,7 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/spillway/spillway/cmd/loadtest/internal/hist"
-	"github.com/spillway/spillway/cmd/loadtest/internal/payload"
+	"github.com/spillway/spillway/shared/benchdata/payload"
 )
 
 // publishBatch bounds one pipeline, so send times stay close to real send
