@@ -84,10 +84,15 @@ func benchPublicFiltering(b *testing.B, clients int) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- e.Run(runCtx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	defer stop()
 
 	lat := newLatencies(clients * (b.N + 2*benchRate))
 	ids := make([]store.Identity, benchAccounts)
@@ -147,6 +152,7 @@ func benchPublicFiltering(b *testing.B, clients int) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	q1, cpu1, pg1 := queries(), cpuTime(), postgresCPU()
+	stop() // every write has happened before the samples are read
 
 	events := float64(b.N)
 	samples := lat.sorted()
