@@ -24,6 +24,7 @@ type metrics struct {
 	natsSubscriptions prometheus.Gauge
 	filterQueries     *prometheus.CounterVec
 	filterErrors      prometheus.Counter
+	tokenQueries      prometheus.Counter
 	filterJobs        prometheus.Counter
 	framesWritten     *prometheus.CounterVec
 }
@@ -85,6 +86,10 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 			Name: "spillway_filter_queries_total",
 			Help: "Postgres queries run to filter public and hashtag statuses, by query.",
 		}, []string{"query"}),
+		tokenQueries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_token_queries_total",
+			Help: "Postgres access-token lookups; connections served from the token cache or sharing a lookup in flight run none.",
+		}),
 		filterErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spillway_filter_errors_total",
 			Help: "Filtering queries that failed or timed out; the event is dropped for the clients concerned.",
@@ -100,7 +105,7 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 	}
 	reg.MustRegister(m.framesWritten, m.filterJobs, m.connectedClients, m.connectedChannels, m.redisSubs, m.redisMessages,
 		m.messagesSent, m.eventsReceived, m.eventsDropped, m.slowClients, m.latency,
-		m.natsSubscriptions, m.filterQueries, m.filterErrors)
+		m.natsSubscriptions, m.filterQueries, m.filterErrors, m.tokenQueries)
 	for _, t := range []string{"websocket", "eventsource"} {
 		m.connectedClients.WithLabelValues(t)
 		m.messagesSent.WithLabelValues(t)

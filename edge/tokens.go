@@ -51,6 +51,7 @@ func (c *tokenCache) lookup(ctx context.Context, token string) (store.Identity, 
 		// waiting on the same query.
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
+		c.edge.metrics.tokenQueries.Inc()
 		id, err := c.store.Authenticate(qctx, token)
 		if err == nil && c.ttl > 0 {
 			c.remember(token, id)

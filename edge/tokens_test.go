@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/spillway/spillway/edge/store"
 	"github.com/spillway/spillway/shared/channel"
 	"github.com/spillway/spillway/shared/testenv"
@@ -34,6 +36,9 @@ func TestTokenCacheHonoursKill(t *testing.T) {
 	h.sse("/api/v1/streaming/user", "alice-read-token")
 	if n := len(cs.auth); n != 1 {
 		t.Fatalf("%d token queries for two connections, want 1", n)
+	}
+	if n := testutil.ToFloat64(h.edge.metrics.tokenQueries); n != 1 {
+		t.Fatalf("spillway_token_queries_total = %v, want 1", n)
 	}
 	mustExec(t, h, `UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = 1`)
 	h.publish(channel.AccessToken(1), `{"event":"kill"}`)
