@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spillway/spillway/cmd/loadtest/internal/loadgen"
+	"github.com/spillway/spillway/cmd/loadtest/internal/relay"
 	"github.com/spillway/spillway/shared/benchdata/fixtures"
 	"github.com/spillway/spillway/shared/benchdata/payload"
 )
@@ -37,6 +38,7 @@ func main() {
 
 const usageHead = `Usage: loadtest [flags]
        loadtest fixtures [flags]   (benchmark database; see loadtest fixtures -help)
+       loadtest relay [flags]      (minimal relay: the kernel's floor; see loadtest relay -help)
 
 Load-tests a Mastodon streaming API server on this machine (loopback only).
 Opens -clients receive-only clients (a mix of SSE and WebSocket, of streams
@@ -71,6 +73,10 @@ Examples:
   loadtest -url http://127.0.0.1:4000 -tokens tokens.txt -streams public:local \
     -ws-subscribe -ramp-start 1000 -ramp-step 1000 -ramp-max 20000 \
     -p99-bound 50ms -rate 5 -duration 20s -warmup 3s -json ramp.json
+
+  # the kernel's floor on this machine: the same load against a minimal relay
+  loadtest relay -listen 127.0.0.1:4001 -redis-namespace mastodon -tokens tokens.tsv &
+  loadtest -url http://127.0.0.1:4001 -tokens tokens.tsv -clients 1000 -rate 10 -server-pid $!
 `
 
 type options struct {
@@ -125,6 +131,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "fixtures" {
 		return fixtures.Main(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "relay" {
+		return relay.Main(ctx, args[1:], stdout, stderr)
 	}
 	var o options
 	fs := newFlagSet(&o, stderr)

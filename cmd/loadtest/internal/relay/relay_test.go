@@ -1,0 +1,114 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/spillway/spillway/shared/testenv"
+)
+
+func TestRelayDeliversToSSEAndWebSocket(t *testing.T) {
+	rdb, ns := testenv.Redis(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- New(rdb, ns, map[string]string{"tok": "42"}).Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	base := "http://" + ln.Addr().String()
+
+	resp, err := http.Get(base + "/api/v1/streaming/user?access_token=tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sse := bufio.NewReader(resp.Body)
+	if line, err := sse.ReadString('\n'); err != nil || line != ":)\n" {
+		t.Fatalf("SSE opening %q %v", line, err)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/api/v1/streaming?stream=public", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+
+	// Registration follows the response head, so publish until it lands.
+	publishUntil := func(ch, msg string, got <-chan string) string {
+		t.Helper()
+		for {
+			if err := rdb.Publish(t.Context(), ns+":"+ch, msg).Err(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case s := <-got:
+				return s
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	sseGot := make(chan string, 100)
+	go func() {
+		for {
+			line, err := sse.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(line, "data: ") {
+				sseGot <- line
+			}
+		}
+	}()
+	if got := publishUntil("timeline:42", `{"event":"update","payload":{"id":"1","content":"<p>a & b</p>"}}`, sseGot); got != "data: {\"id\":\"1\",\"content\":\"<p>a & b</p>\"}\n" {
+		t.Fatalf("SSE data %q", got)
+	}
+	wsGot := make(chan string, 100)
+	go func() {
+		for {
+			_, m, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			wsGot <- string(m)
+		}
+	}()
+	want := `{"stream":["public"],"event":"update","payload":"{\"id\":\"2\"}"}`
+	if got := publishUntil("timeline:public", `{"event":"update","payload":{"id":"2"}}`, wsGot); got != want {
+		t.Fatalf("WebSocket message %s, want %s", got, want)
+	}
+}
+
+func TestRelayRefusesUnknownTokenAndStream(t *testing.T) {
+	rdb, ns := testenv.Redis(t)
+	r := New(rdb, ns, nil)
+	for _, path := range []string{"/api/v1/streaming/user?access_token=nope", "/api/v1/streaming/list"} {
+		rec := &statusRecorder{header: http.Header{}}
+		req, _ := http.NewRequest("GET", path, nil)
+		r.ServeHTTP(rec, req)
+		if rec.status < 400 {
+			t.Errorf("%s: status %d", path, rec.status)
+		}
+	}
+}
+
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) Write(p []byte) (int, error) { return len(p), nil }
+func (r *statusRecorder) WriteHeader(code int)        { r.status = code }
