@@ -84,7 +84,7 @@ func benchSessions(e *Edge, n int, t transport, rule *feedRule) []*subscription 
 	for i := range subs {
 		s := e.newSession(store.Identity{AccountID: int64(i%1000 + 1)}, t)
 		o := newOutbox(discardConn{}, &e.limits, s.closed)
-		o.write = func(p []byte) (int, error) { return len(p), nil }
+		o.write = func(fr frame) (int, error) { return fr.len(), nil }
 		s.attach(o)
 		label := ""
 		if t == transportWS {

@@ -35,7 +35,10 @@ type event struct {
 	// WebSocket label JSON), then by "filtered" result ("" when the payload
 	// goes out unchanged). Users with keyword filters can produce many
 	// distinct results, hence maps rather than a scanned list.
-	frames map[string]map[string][]byte
+	frames map[string]map[string]frame
+	// wsShared is, per WebSocket label, the shared body of frames written
+	// in parts (see frame). Guarded by mu.
+	wsShared map[string][]byte
 	// escapedHead is the WebSocket form of an object payload's text up to
 	// its closing brace; built on first use. Guarded by mu.
 	escapedHead []byte
@@ -137,41 +140,119 @@ func (e *event) filterable() bool {
 	return e.nameStr == "update" || e.nameStr == "status.update"
 }
 
+// frame is the bytes of one event for one client. Most frames are a single
+// slice (body) shared by every client that gets them. A frame carrying one
+// viewer's own keyword-filter result is a small head and tail of its own
+// around a body every such variant shares (the payload text), written with
+// one writev: a busy public stream renders hundreds of distinct results per
+// event, and none of them copies the 3 KB payload.
+type frame struct{ head, body, tail []byte }
+
+func (f frame) len() int { return len(f.head) + len(f.body) + len(f.tail) }
+
+// bytes returns the frame as one slice (tests and goldens).
+func (f frame) bytes() []byte {
+	return append(append(append([]byte(nil), f.head...), f.body...), f.tail...)
+}
+
 // sseFrame returns the chunked HTTP bytes of this event for SSE: two chunks,
 // "event: <name>\n" and "data: <payload>\n\n", as Mastodon writes them.
 // filtered, when non-empty, is the JSON array to append as "filtered".
-func (e *event) sseFrame(filtered []byte) []byte {
+func (e *event) sseFrame(filtered []byte) frame {
 	return e.frame("", filtered)
 }
 
 // wsFrame returns the WebSocket text frame (header included) of this event
 // for one stream label.
-func (e *event) wsFrame(label string, filtered []byte) []byte {
+func (e *event) wsFrame(label string, filtered []byte) frame {
 	return e.frame(label, filtered)
 }
 
-func (e *event) frame(label string, filtered []byte) []byte {
+func (e *event) frame(label string, filtered []byte) frame {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	byFiltered := e.frames[label]
 	if fr, ok := byFiltered[string(filtered)]; ok {
 		return fr
 	}
-	var fr []byte
-	if label == "" {
-		fr = e.renderSSE(filtered)
-	} else {
-		fr = e.renderWS(label, filtered)
+	var fr frame
+	switch {
+	case label == "" && e.splices(filtered):
+		fr = e.renderSSEParts(filtered)
+	case label == "":
+		fr.body = e.renderSSE(filtered)
+	case e.splices(filtered):
+		fr = e.renderWSParts(label, filtered)
+	default:
+		fr.body = e.renderWS(label, filtered)
 	}
 	if byFiltered == nil {
 		if e.frames == nil {
-			e.frames = make(map[string]map[string][]byte, 2)
+			e.frames = make(map[string]map[string]frame, 2)
 		}
-		byFiltered = make(map[string][]byte, 1)
+		byFiltered = make(map[string]frame, 1)
 		e.frames[label] = byFiltered
 	}
 	byFiltered[string(filtered)] = fr
 	return fr
+}
+
+// splices reports whether a frame with this filtered result is written in
+// parts: only results of their own ("[]" is shared by every viewer without
+// a match, so it is rendered whole once).
+func (e *event) splices(filtered []byte) bool {
+	return len(filtered) > 2 && e.kind == jsjson.Object
+}
+
+// renderSSEParts is renderSSE for a result of one viewer's own: the payload
+// text up to its closing brace is the shared body. Lock must be held.
+func (e *event) renderSSEParts(filtered []byte) frame {
+	var nameBuf [64]byte
+	name := e.name.AppendText(nameBuf[:0])
+	p := e.payloadText
+	tailLen := 1 + len(`"filtered":`) + len(filtered) + 1
+	headLen := len("event: ") + len(name) + 1
+	buf := make([]byte, 0, headLen+2*(16+4)+len("data: ")+tailLen+4)
+	buf = appendChunkSize(buf, headLen)
+	buf = append(buf, "event: "...)
+	buf = append(buf, name...)
+	buf = append(buf, '\n', '\r', '\n')
+	buf = appendChunkSize(buf, len("data: ")+e.dataLen(filtered)+2)
+	buf = append(buf, "data: "...)
+	head := buf[:len(buf):len(buf)]
+	tail := appendFilteredTail(buf[len(buf):], len(p) > 2, filtered)
+	tail = append(tail, '\n', '\n', '\r', '\n')
+	return frame{head: head, body: p[:len(p)-1], tail: tail}
+}
+
+// renderWSParts is renderWS for a result of one viewer's own: the message up
+// to the payload text's closing brace, escaped, is the shared body (one per
+// label); the head is the frame header. Lock must be held.
+func (e *event) renderWSParts(label string, filtered []byte) frame {
+	body := e.wsShared[label]
+	if body == nil {
+		esc := e.escapedPayload()
+		body = make([]byte, 0, len(label)+len(esc)+64)
+		body = append(body, `{"stream":`...)
+		body = append(body, label...)
+		body = append(body, `,"event":`...)
+		body = e.name.AppendJSON(body)
+		body = append(body, `,"payload":`...)
+		body = append(body, esc...)
+		if e.wsShared == nil {
+			e.wsShared = make(map[string][]byte, 1)
+		}
+		e.wsShared[label] = body
+	}
+	var tailBuf [256]byte
+	raw := appendFilteredTail(tailBuf[:0], len(e.payloadText) > 2, filtered)
+	buf := make([]byte, wsHeaderRoom, wsHeaderRoom+2*len(raw)+8)
+	buf = jsjson.AppendString(buf, string(raw))
+	buf = append(buf[:wsHeaderRoom], buf[wsHeaderRoom+1:]...) // drop the opening quote
+	buf = append(buf, '}')
+	tail := buf[wsHeaderRoom:]
+	h := putWSHeader(buf[:wsHeaderRoom], opText, len(body)+len(tail))
+	return frame{head: buf[wsHeaderRoom-h : wsHeaderRoom : wsHeaderRoom], body: body, tail: tail}
 }
 
 // withFiltered returns {...payload, "filtered": filtered}. Filtering only
@@ -250,6 +331,17 @@ func appendChunkSize(dst []byte, n int) []byte {
 	return append(dst, '\r', '\n')
 }
 
+// escapedPayload returns the WebSocket form of an object payload's text up
+// to its closing brace (a JSON string lacking its end), built once per
+// event. Lock must be held.
+func (e *event) escapedPayload() []byte {
+	if e.escapedHead == nil {
+		q := jsjson.AppendString(nil, string(e.payloadText[:len(e.payloadText)-1]))
+		e.escapedHead = q[:len(q)-1] // keeps the opening quote only
+	}
+	return e.escapedHead
+}
+
 // wsHeaderRoom is the largest server frame header: renderWS writes the
 // message after this much room and fills in the header afterwards, so the
 // frame needs one allocation.
@@ -263,11 +355,11 @@ const wsHeaderRoom = 10
 // filtered variant (escaping is per character, so it splices). Lock must be
 // held.
 func (e *event) renderWS(label string, filtered []byte) []byte {
-	if e.kind == jsjson.Object && e.escapedHead == nil {
-		q := jsjson.AppendString(nil, string(e.payloadText[:len(e.payloadText)-1]))
-		e.escapedHead = q[:len(q)-1] // keeps the opening quote only
+	var esc []byte
+	if e.kind == jsjson.Object {
+		esc = e.escapedPayload()
 	}
-	size := wsHeaderRoom + len(label) + len(e.escapedHead) + len(e.payloadJSON) + 2*len(filtered) + 64
+	size := wsHeaderRoom + len(label) + len(esc) + len(e.payloadJSON) + 2*len(filtered) + 64
 	if e.kind == jsjson.Array {
 		size += len(e.payloadText) + len(e.payloadText)/8
 	}
@@ -279,7 +371,7 @@ func (e *event) renderWS(label string, filtered []byte) []byte {
 	msg = append(msg, `,"payload":`...)
 	switch e.kind {
 	case jsjson.Object:
-		msg = append(msg, e.escapedHead...)
+		msg = append(msg, esc...)
 		if len(filtered) > 0 {
 			var tailBuf [256]byte
 			tail := appendFilteredTail(tailBuf[:0], len(e.payloadText) > 2, filtered)

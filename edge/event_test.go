@@ -41,7 +41,7 @@ func TestSSEGoldenUserStream(t *testing.T) {
 	var wire []byte
 	wire = append(wire, sseOpen...)
 	for _, m := range msgs {
-		wire = append(wire, mustEvent(t, m).sseFrame(nil)...)
+		wire = append(wire, mustEvent(t, m).sseFrame(nil).bytes()...)
 	}
 	wire = append(wire, sseThump...)
 	want, err := os.ReadFile("testdata/sse_user.golden")
@@ -54,7 +54,7 @@ func TestSSEGoldenUserStream(t *testing.T) {
 }
 
 func TestSSEFrameIsTwoChunks(t *testing.T) {
-	fr := mustEvent(t, `{"event":"delete","payload":"111"}`).sseFrame(nil)
+	fr := mustEvent(t, `{"event":"delete","payload":"111"}`).sseFrame(nil).bytes()
 	want := "e\r\nevent: delete\n\r\nb\r\ndata: 111\n\n\r\n"
 	if string(fr) != want {
 		t.Fatalf("got %q, want %q", fr, want)
@@ -68,7 +68,7 @@ func TestPayloadNormalisation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := dechunk(t, append(ev.sseFrame(nil), sseTerminator...))
+	got := dechunk(t, append(ev.sseFrame(nil).bytes(), sseTerminator...))
 	if wantSSE := "event: update\ndata: " + string(want) + "\n\n"; string(got) != wantSSE {
 		t.Fatalf("sse: got %q, want %q", got, wantSSE)
 	}
@@ -99,7 +99,7 @@ func TestWSFrames(t *testing.T) {
 			if tc.filtered != "" {
 				filtered = []byte(tc.filtered)
 			}
-			fr := mustEvent(t, tc.msg).wsFrame(tc.label, filtered)
+			fr := mustEvent(t, tc.msg).wsFrame(tc.label, filtered).bytes()
 			if want := wsFrameBytes(opText, []byte(tc.want)); !bytes.Equal(fr, want) {
 				t.Fatalf("got %q\nwant %q", fr, want)
 			}
@@ -108,7 +108,7 @@ func TestWSFrames(t *testing.T) {
 }
 
 func TestSSELoneSurrogateBecomesReplacement(t *testing.T) {
-	got := dechunk(t, append(mustEvent(t, `{"event":"delete","payload":"a\ud800b"}`).sseFrame(nil), sseTerminator...))
+	got := dechunk(t, append(mustEvent(t, `{"event":"delete","payload":"a\ud800b"}`).sseFrame(nil).bytes(), sseTerminator...))
 	if want := "event: delete\ndata: a\uFFFDb\n\n"; string(got) != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -161,7 +161,7 @@ func FuzzDecodeEvent(f *testing.F) {
 			return
 		}
 		if !bytes.Equal(tree.payloadJSON, ev.payloadJSON) || !bytes.Equal(tree.payloadText, ev.payloadText) ||
-			!bytes.Equal(ev.sseFrame(nil), tree.sseFrame(nil)) || !bytes.Equal(ev.wsFrame(`["user"]`, nil), tree.wsFrame(`["user"]`, nil)) {
+			!bytes.Equal(ev.sseFrame(nil).bytes(), tree.sseFrame(nil).bytes()) || !bytes.Equal(ev.wsFrame(`["user"]`, nil).bytes(), tree.wsFrame(`["user"]`, nil).bytes()) {
 			t.Fatalf("fast and tree decodes differ for %q", data)
 		}
 		ev.wsFrame(`["public"]`, []byte("[]"))
@@ -189,9 +189,13 @@ func FuzzFilteredSplice(f *testing.F) {
 		if got := ev.withFiltered(canon); !bytes.Equal(got, want) {
 			t.Fatalf("sse splice %q, want %q", got, want)
 		}
+		sse := append(ev.sseFrame(canon).bytes(), sseTerminator...)
+		if got, wantSSE := dechunk(t, sse), "event: update\ndata: "+string(want)+"\n\n"; string(got) != wantSSE {
+			t.Fatalf("sse frame %q, want %q", got, wantSSE)
+		}
 		msg := append([]byte(`{"stream":["public"],"event":"update","payload":`), jsjson.AppendString(nil, string(want))...)
 		msg = append(msg, '}')
-		if got := ev.wsFrame(`["public"]`, canon); !bytes.Equal(got, wsFrameBytes(opText, msg)) {
+		if got := ev.wsFrame(`["public"]`, canon).bytes(); !bytes.Equal(got, wsFrameBytes(opText, msg)) {
 			t.Fatalf("ws splice %q, want %q", got, msg)
 		}
 	})

@@ -174,13 +174,13 @@ type latencies struct {
 
 func newLatencies(capacity int) *latencies { return &latencies{samples: make([]int64, capacity)} }
 
-func (l *latencies) record(p []byte) (int, error) {
-	if info, ok := payload.Decode(p); ok {
+func (l *latencies) record(fr frame) (int, error) {
+	if info, ok := payload.Decode(fr.body); ok {
 		if i := l.n.Add(1) - 1; int(i) < len(l.samples) {
 			l.samples[i] = time.Now().UnixNano() - info.SentNS
 		}
 	}
-	return len(p), nil
+	return fr.len(), nil
 }
 
 func (l *latencies) reset() { l.n.Store(0) }

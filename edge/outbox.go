@@ -23,12 +23,13 @@ type outbox struct {
 	conn net.Conn
 	raw  syscall.RawConn // nil when conn has no file descriptor (tests over net.Pipe)
 	// write, when set, replaces the non-blocking write(2) (benchmarks).
-	write   func([]byte) (int, error)
+	write   func(frame) (int, error)
 	limits  *outboxLimits
 	onClose func(slow bool) // called once, without mu held, when the outbox closes
 
 	mu       sync.Mutex
-	pending  net.Buffers
+	pending  net.Buffers // what is left to write, frames in parts
+	frames   int         // frames (or what is left of them) in pending
 	bytes    int
 	flushing bool
 	closing  bool // final bytes are queued: close after the queue drains
@@ -55,11 +56,12 @@ func newOutbox(conn net.Conn, limits *outboxLimits, onClose func(slow bool)) *ou
 // errWouldBlock reports that the socket buffer is full.
 var errWouldBlock = errors.New("would block")
 
-// tryWrite writes b without blocking and reports how much went out.
-// Lock must be held (it keeps writers in order).
-func (o *outbox) tryWrite(b []byte) (int, error) {
+// tryWrite writes fr without blocking, with one write(2), or one writev(2)
+// for a frame in parts, and reports how much went out. Lock must be held
+// (it keeps writers in order).
+func (o *outbox) tryWrite(fr frame) (int, error) {
 	if o.write != nil {
-		return o.write(b)
+		return o.write(fr)
 	}
 	if o.raw == nil {
 		return 0, errWouldBlock
@@ -68,7 +70,12 @@ func (o *outbox) tryWrite(b []byte) (int, error) {
 	var werr error
 	err := o.raw.Write(func(fd uintptr) bool {
 		for {
-			n, werr = unix.Write(int(fd), b)
+			if len(fr.head) == 0 && len(fr.tail) == 0 {
+				n, werr = unix.Write(int(fd), fr.body)
+			} else {
+				iov := [3][]byte{fr.head, fr.body, fr.tail}
+				n, werr = unix.Writev(int(fd), iov[:])
+			}
 			if werr != unix.EINTR {
 				return true
 			}
@@ -86,17 +93,23 @@ func (o *outbox) tryWrite(b []byte) (int, error) {
 	return n, nil
 }
 
-// send queues b for the client. It never blocks on the client. It reports
-// false when the outbox is closed or has just been closed (slow or broken).
-func (o *outbox) send(b []byte) bool {
+// send queues b for the client; see sendFrame.
+func (o *outbox) send(b []byte) bool { return o.sendFrame(frame{body: b}) }
+
+// sendFrame queues fr for the client. It never blocks on the client. It
+// reports false when the outbox is closed or has just been closed (slow or
+// broken).
+func (o *outbox) sendFrame(fr frame) bool {
 	o.mu.Lock()
 	if o.closed || o.closing {
 		o.mu.Unlock()
 		return false
 	}
+	n := 0
 	if !o.flushing && len(o.pending) == 0 {
-		n, err := o.tryWrite(b)
-		if err == nil && n == len(b) {
+		var err error
+		n, err = o.tryWrite(fr)
+		if err == nil && n == fr.len() {
 			o.mu.Unlock()
 			return true
 		}
@@ -104,14 +117,22 @@ func (o *outbox) send(b []byte) bool {
 			o.closeLocked(false)
 			return false
 		}
-		b = b[n:]
 	}
-	if len(o.pending) >= o.limits.maxFrames || o.bytes+len(b) > o.limits.maxBytes {
+	if o.frames >= o.limits.maxFrames || o.bytes+fr.len()-n > o.limits.maxBytes {
 		o.closeLocked(true)
 		return false
 	}
-	o.pending = append(o.pending, b)
-	o.bytes += len(b)
+	// Queue what is left, skipping the n bytes already written.
+	for _, p := range [3][]byte{fr.head, fr.body, fr.tail} {
+		if n >= len(p) {
+			n -= len(p)
+			continue
+		}
+		o.pending = append(o.pending, p[n:])
+		o.bytes += len(p) - n
+		n = 0
+	}
+	o.frames++
 	if !o.flushing {
 		o.flushing = true
 		go o.flush()
@@ -136,7 +157,7 @@ func (o *outbox) release(head []byte) {
 		return
 	}
 	if len(o.pending) == 0 {
-		if n, err := o.tryWrite(head); err == nil && n == len(head) {
+		if n, err := o.tryWrite(frame{body: head}); err == nil && n == len(head) {
 			o.flushing = false
 			o.mu.Unlock()
 			return
@@ -145,6 +166,7 @@ func (o *outbox) release(head []byte) {
 		}
 	}
 	o.pending = append(net.Buffers{head}, o.pending...)
+	o.frames++
 	o.bytes += len(head)
 	o.mu.Unlock()
 	go o.flush()
@@ -161,6 +183,7 @@ func (o *outbox) finish(final []byte) {
 	o.closing = true
 	if len(final) > 0 {
 		o.pending = append(o.pending, final)
+		o.frames++
 		o.bytes += len(final)
 	}
 	if o.flushing {
@@ -199,7 +222,7 @@ func (o *outbox) abort() {
 func (o *outbox) closeLocked(slow bool) {
 	o.closed = true
 	o.pending = nil
-	o.bytes = 0
+	o.frames, o.bytes = 0, 0
 	o.mu.Unlock()
 	_ = o.conn.Close()
 	if o.onClose != nil {
@@ -228,7 +251,7 @@ func (o *outbox) flush() {
 		}
 		bufs := o.pending
 		o.pending = nil
-		o.bytes = 0
+		o.frames, o.bytes = 0, 0
 		o.mu.Unlock()
 
 		_ = o.conn.SetWriteDeadline(time.Now().Add(o.limits.writeTimeout))

@@ -70,13 +70,13 @@ func (s *session) closed(slow bool) {
 // send writes the frame of ev for one subscription. filtered is the JSON
 // "filtered" array for statuses on filtered streams, or nil.
 func (s *session) send(ev *event, label string, filtered []byte) bool {
-	var fr []byte
+	var fr frame
 	if s.transport == transportWS {
 		fr = ev.wsFrame(label, filtered)
 	} else {
 		fr = ev.sseFrame(filtered)
 	}
-	ok := s.out.send(fr)
+	ok := s.out.sendFrame(fr)
 	if ok && !ev.queuedAt.IsZero() {
 		s.edge.metrics.observeLatency(ev.queuedAt)
 	}
