@@ -324,5 +324,6 @@ func (e *Edge) queryContext() (context.Context, context.CancelFunc) {
 }
 
 // Subscriptions reports how many NATS subscriptions the edge holds: one per
-// channel with local subscribers.
-func (e *Edge) Subscriptions() int { return e.hub.topicCount() }
+// stream channel with local subscribers, plus two wildcards that carry every
+// system and access-token channel once any client is authenticated.
+func (e *Edge) Subscriptions() int { return e.hub.natsSubscriptions() }

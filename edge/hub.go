@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,15 @@ type hub struct {
 	mu     sync.Mutex
 	topics map[channel.Name]*topic
 	byName sync.Map // subject → *topic, read by dispatchers without mu
+	// system holds the two wildcard subscriptions that carry every system
+	// and access-token channel (§5.5) once the first connection needs
+	// them. Each connection listens on two such channels of its own; one
+	// NATS subscription apiece would cost several KB per idle connection,
+	// while their traffic (kill, filters_changed) is a trickle every edge
+	// can afford to receive in full.
+	system  []*nats.Subscription
+	sysLive int // system channels with local subscribers
+	natsSub int // NATS subscriptions held, wildcards included
 }
 
 // topic is one channel with local subscribers.
@@ -103,17 +113,28 @@ func (h *hub) subscribe(name channel.Name, sub *subscription) (created bool, err
 	if t == nil {
 		t = &topic{name: name, subject: h.subjects.Of(name), system: isSystem(name)}
 		t.shard = int(maphash.String(h.seed, t.subject) % uint64(len(h.shards)))
-		ns, err := h.nc.ChanSubscribe(t.subject, h.shards[t.shard])
-		if err != nil {
-			return false, fmt.Errorf("edge: nats subscribe %s: %w", t.subject, err)
+		if t.system {
+			if h.system == nil {
+				if err := h.subscribeSystem(); err != nil {
+					return false, err
+				}
+				created = true
+			}
+			h.sysLive++
+		} else {
+			ns, err := h.nc.ChanSubscribe(t.subject, h.shards[t.shard])
+			if err != nil {
+				return false, fmt.Errorf("edge: nats subscribe %s: %w", t.subject, err)
+			}
+			created = true
+			t.ns = ns
+			h.natsSub++
 		}
-		created = true
-		t.ns = ns
 		empty := make([]*subscription, 0, 4)
 		t.snap.Store(&empty)
 		h.topics[name] = t
 		h.byName.Store(t.subject, t)
-		h.metrics.setSubscriptions(len(h.topics))
+		h.metrics.setSubscriptions(len(h.topics), h.natsSub)
 		if name.Tracked() {
 			h.publishInterest([]string{string(name)})
 		}
@@ -133,6 +154,36 @@ func (h *hub) subscribe(name channel.Name, sub *subscription) (created bool, err
 	return created, nil
 }
 
+// subscribeSystem subscribes to every system and access-token channel, all
+// onto one shard so each channel's messages stay in order. Lock must be
+// held.
+func (h *hub) subscribeSystem() error {
+	for _, n := range []channel.Name{channel.System(0), channel.AccessToken(0)} {
+		subject := h.subjects.Of(n)
+		wildcard := subject[:strings.LastIndexByte(subject, '.')] + ".*"
+		ns, err := h.nc.ChanSubscribe(wildcard, h.shards[0])
+		if err != nil {
+			h.unsubscribeSystem()
+			return fmt.Errorf("edge: nats subscribe %s: %w", wildcard, err)
+		}
+		h.system = append(h.system, ns)
+		h.natsSub++
+	}
+	return nil
+}
+
+// unsubscribeSystem drops the wildcards once no connection needs them.
+// Lock must be held.
+func (h *hub) unsubscribeSystem() {
+	for _, ns := range h.system {
+		if err := ns.Unsubscribe(); err != nil {
+			h.logger.Debug("nats unsubscribe", "subject", ns.Subject, "err", err)
+		}
+	}
+	h.natsSub -= len(h.system)
+	h.system = nil
+}
+
 // sync waits until the NATS server has seen every subscription made so
 // far, so that a client told it is subscribed really is.
 func (h *hub) sync(timeout time.Duration) error {
@@ -150,12 +201,20 @@ func (h *hub) unsubscribe(sub *subscription) {
 	t.live--
 	t.dead++
 	if t.live == 0 {
-		if err := t.ns.Unsubscribe(); err != nil {
-			h.logger.Debug("nats unsubscribe", "subject", t.subject, "err", err)
+		if t.ns != nil {
+			if err := t.ns.Unsubscribe(); err != nil {
+				h.logger.Debug("nats unsubscribe", "subject", t.subject, "err", err)
+			}
+			h.natsSub--
+		}
+		if t.system {
+			if h.sysLive--; h.sysLive == 0 {
+				h.unsubscribeSystem()
+			}
 		}
 		delete(h.topics, t.name)
 		h.byName.Delete(t.subject)
-		h.metrics.setSubscriptions(len(h.topics))
+		h.metrics.setSubscriptions(len(h.topics), h.natsSub)
 		return
 	}
 	if t.dead > t.live {
@@ -184,11 +243,20 @@ func (h *hub) tracked() []string {
 	return out
 }
 
-// topicCount is the number of channels (= NATS subscriptions) held.
+// topicCount is the number of channels with local subscribers.
 func (h *hub) topicCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.topics)
+}
+
+// natsSubscriptions is the number of NATS subscriptions held: one per
+// stream channel, plus the two system wildcards once any connection is
+// authenticated.
+func (h *hub) natsSubscriptions() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.natsSub
 }
 
 // publishInterest tells the broker about channels. Errors are logged: the

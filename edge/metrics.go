@@ -80,7 +80,7 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 		}),
 		natsSubscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spillway_nats_subscriptions",
-			Help: "NATS subscriptions held by this edge (one per channel with local subscribers).",
+			Help: "NATS subscriptions held by this edge: one per stream channel with local subscribers, plus two wildcards for every system and access-token channel.",
 		}),
 		filterQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spillway_filter_queries_total",
@@ -160,12 +160,12 @@ func (m *metrics) addSent(sent [2]int, _ *event) {
 	}
 }
 
-// setSubscriptions reports the channels held. Mastodon's redis_subscriptions
-// keeps its meaning (distinct upstream channels of this process), though
-// they are NATS subscriptions here.
-func (m *metrics) setSubscriptions(n int) {
-	m.natsSubscriptions.Set(float64(n))
-	m.redisSubs.Set(float64(n))
+// setSubscriptions reports the channels held and the NATS subscriptions
+// behind them. Mastodon's redis_subscriptions keeps its meaning (distinct
+// upstream channels of this process).
+func (m *metrics) setSubscriptions(channels, nats int) {
+	m.natsSubscriptions.Set(float64(nats))
+	m.redisSubs.Set(float64(channels))
 }
 
 func (m *metrics) observeLatency(since time.Time) {

@@ -253,8 +253,8 @@ func TestWSMissedPongTerminates(t *testing.T) {
 }
 
 // 1,000 sockets × 3 streams hold exactly 3 NATS subscriptions (plus the
-// two system channels of the one account), and every goroutine goes away
-// when they close.
+// two wildcards that carry every system channel), and every goroutine and
+// subscription goes away when they close.
 func TestWSManySocketsShareSubscriptions(t *testing.T) {
 	// Without the token cache, whose entries hold system subscriptions of
 	// their own until they expire.
@@ -277,7 +277,7 @@ func TestWSManySocketsShareSubscriptions(t *testing.T) {
 	h.waitChannels("websocket", "public", n)
 	h.waitChannels("websocket", "public:local", n)
 	if got := h.edge.Subscriptions(); got != 3+2 {
-		t.Fatalf("%d NATS subscriptions, want 3 streams + 2 system channels", got)
+		t.Fatalf("%d NATS subscriptions, want 3 streams + 2 system wildcards", got)
 	}
 	for _, c := range conns {
 		c.Close()
