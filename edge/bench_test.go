@@ -130,9 +130,10 @@ func BenchmarkFilterDecision(b *testing.B) {
 	for _, s := range subs {
 		s.sess.filters.Store(emptyMatcher)
 	}
+	var sc filterScratch
 	b.ReportAllocs()
 	for b.Loop() {
 		ev := decodeEvent(msg, time.Now())
-		e.filter.process(context.Background(), filterJob{ev, subs})
+		e.filter.process(context.Background(), filterJob{ev, subs}, &sc)
 	}
 }

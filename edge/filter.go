@@ -58,17 +58,26 @@ func (f *filterer) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, q := range f.queues {
 		wg.Go(func() {
+			var sc filterScratch
 			for {
 				select {
 				case <-ctx.Done():
 					return
 				case j := <-q:
-					f.process(ctx, j)
+					f.process(ctx, j, &sc)
 				}
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// filterScratch is one worker's reusable per-event buffers, so that
+// filtering an event allocates nothing per viewer.
+type filterScratch struct {
+	cands   []*subscription
+	viewers []int64
+	buf     []byte
 }
 
 // statusInfo is what filtering needs from a status payload.
@@ -184,7 +193,7 @@ func textOf(v *jsjson.Value) string {
 	return string(v.AppendText(nil))
 }
 
-func (f *filterer) process(ctx context.Context, j filterJob) {
+func (f *filterer) process(ctx context.Context, j filterJob, sc *filterScratch) {
 	defer f.metrics.filterJobs.Inc()
 	ev := j.ev
 	if ev.status == nil {
@@ -196,8 +205,11 @@ func (f *filterer) process(ctx context.Context, j filterJob) {
 		return
 	}
 	// Steps 1 and 2 (§11): feed access and languages, in memory.
-	cands := j.subs[:0:0]
-	var viewers []int64
+	cands, viewers := sc.cands[:0], sc.viewers[:0]
+	defer func() {
+		clear(cands) // the next event must not keep these sessions alive
+		sc.cands, sc.viewers = cands[:0], viewers[:0]
+	}()
 	for _, sub := range j.subs {
 		if sub.dead.Load() {
 			continue
@@ -230,7 +242,8 @@ func (f *filterer) process(ctx context.Context, j filterJob) {
 	loaded, loadFailed := f.loadFilters(qctx, st, cands, excluded)
 
 	now := time.Now()
-	var buf []byte
+	buf := sc.buf[:0]
+	defer func() { sc.buf = buf[:0] }()
 	var sent [2]int
 	for _, sub := range cands {
 		s := sub.sess

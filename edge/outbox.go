@@ -41,6 +41,33 @@ type outboxLimits struct {
 	maxFrames    int
 	maxBytes     int
 	writeTimeout time.Duration
+	// writers recycles rawWriters, so that a write allocates nothing.
+	writers sync.Pool
+}
+
+// rawWriter carries one write through syscall.RawConn.Write. A closure
+// capturing the frame and results would cost an allocation per delivery;
+// this one is bound once and reused through outboxLimits.writers.
+type rawWriter struct {
+	fr  frame
+	iov [3][]byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool // w.write
+}
+
+func (w *rawWriter) write(fd uintptr) bool {
+	for {
+		if len(w.fr.head) == 0 && len(w.fr.tail) == 0 {
+			w.n, w.err = unix.Write(int(fd), w.fr.body)
+		} else {
+			w.iov = [3][]byte{w.fr.head, w.fr.body, w.fr.tail}
+			w.n, w.err = unix.Writev(int(fd), w.iov[:])
+		}
+		if w.err != unix.EINTR {
+			return true
+		}
+	}
 }
 
 func newOutbox(conn net.Conn, limits *outboxLimits, onClose func(slow bool)) *outbox {
@@ -66,21 +93,16 @@ func (o *outbox) tryWrite(fr frame) (int, error) {
 	if o.raw == nil {
 		return 0, errWouldBlock
 	}
-	var n int
-	var werr error
-	err := o.raw.Write(func(fd uintptr) bool {
-		for {
-			if len(fr.head) == 0 && len(fr.tail) == 0 {
-				n, werr = unix.Write(int(fd), fr.body)
-			} else {
-				iov := [3][]byte{fr.head, fr.body, fr.tail}
-				n, werr = unix.Writev(int(fd), iov[:])
-			}
-			if werr != unix.EINTR {
-				return true
-			}
-		}
-	})
+	w, _ := o.limits.writers.Get().(*rawWriter)
+	if w == nil {
+		w = &rawWriter{}
+		w.fn = w.write
+	}
+	w.fr = fr
+	err := o.raw.Write(w.fn)
+	n, werr := w.n, w.err
+	*w = rawWriter{fn: w.fn} // drop the references to the frame
+	o.limits.writers.Put(w)
 	if err != nil {
 		return 0, err
 	}

@@ -66,3 +66,44 @@ func TestOutboxCountsFramesNotParts(t *testing.T) {
 		t.Fatal("closed, but not as slow")
 	}
 }
+
+// Writing a frame to a real socket allocates nothing, whole or in parts.
+func TestOutboxWriteAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := client.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	limits := &outboxLimits{maxFrames: 512, maxBytes: 4 << 20, writeTimeout: time.Second}
+	o := newOutbox(server, limits, nil)
+	defer o.abort()
+	whole := frame{body: bytes.Repeat([]byte("w"), 3500)}
+	parts := frame{head: []byte("head"), body: whole.body, tail: []byte("tail")}
+	allocs := testing.AllocsPerRun(200, func() {
+		o.sendFrame(whole)
+		o.sendFrame(parts)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per two writes", allocs)
+	}
+}
