@@ -106,14 +106,7 @@ func BenchmarkFanOut(b *testing.B) {
 			subs := append(benchSessions(e, n/2, transportSSE, nil), benchSessions(e, n-n/2, transportWS, nil)...)
 			b.ReportAllocs()
 			for b.Loop() {
-				ev := decodeEvent(msg, time.Now())
-				var sent [2]int
-				for _, s := range subs {
-					if s.sess.send(ev, s.label, nil) {
-						sent[s.sess.transport]++
-					}
-				}
-				e.metrics.addSent(sent, ev)
+				fanOut(decodeEvent(msg, time.Now()), subs, e.metrics)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/client")
 		})

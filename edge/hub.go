@@ -328,8 +328,19 @@ func (h *hub) dispatch(m *nats.Msg) {
 			ev.queuedAt = parseReceived(ts)
 		}
 	}
+	pending := fanOut(ev, subs, h.metrics)
+	if len(pending) > 0 {
+		h.filter.enqueue(t.shard, ev, pending)
+	}
+}
+
+// fanOut writes ev to every live subscriber that takes it unfiltered and
+// returns those whose streams filter it.
+func fanOut(ev *event, subs []*subscription, m *metrics) (pending []*subscription) {
 	var sent [2]int
-	var pending []*subscription
+	// Every subscriber of one transport (and, on WebSocket, one label)
+	// gets the same bytes: look them up once, not once per client.
+	var frames frameMemo
 	for _, s := range subs {
 		if s.dead.Load() {
 			continue
@@ -338,14 +349,33 @@ func (h *hub) dispatch(m *nats.Msg) {
 			pending = append(pending, s)
 			continue
 		}
-		if s.sess.send(ev, s.label, nil) {
+		if s.sess.sendFrame(ev, frames.of(ev, s)) {
 			sent[s.sess.transport]++
 		}
 	}
-	h.metrics.addSent(sent, ev)
-	if len(pending) > 0 {
-		h.filter.enqueue(t.shard, ev, pending)
+	m.addSent(sent, ev)
+	return pending
+}
+
+// frameMemo remembers the unfiltered frames of one event during a fan-out.
+type frameMemo struct {
+	sse, ws frame
+	haveSSE bool
+	haveWS  bool
+	wsLabel string
+}
+
+func (m *frameMemo) of(ev *event, s *subscription) frame {
+	if s.sess.transport == transportWS {
+		if !m.haveWS || s.label != m.wsLabel {
+			m.ws, m.wsLabel, m.haveWS = ev.wsFrame(s.label, nil), s.label, true
+		}
+		return m.ws
 	}
+	if !m.haveSSE {
+		m.sse, m.haveSSE = ev.sseFrame(nil), true
+	}
+	return m.sse
 }
 
 // isSystem reports whether n is one of the two per-connection control

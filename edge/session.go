@@ -70,12 +70,14 @@ func (s *session) closed(slow bool) {
 // send writes the frame of ev for one subscription. filtered is the JSON
 // "filtered" array for statuses on filtered streams, or nil.
 func (s *session) send(ev *event, label string, filtered []byte) bool {
-	var fr frame
 	if s.transport == transportWS {
-		fr = ev.wsFrame(label, filtered)
-	} else {
-		fr = ev.sseFrame(filtered)
+		return s.sendFrame(ev, ev.wsFrame(label, filtered))
 	}
+	return s.sendFrame(ev, ev.sseFrame(filtered))
+}
+
+// sendFrame writes fr, a frame of ev.
+func (s *session) sendFrame(ev *event, fr frame) bool {
 	ok := s.out.sendFrame(fr)
 	if ok && !ev.queuedAt.IsZero() {
 		s.edge.metrics.observeLatency(ev.queuedAt)
