@@ -158,6 +158,7 @@ type Edge struct {
 
 	sseBeats *wheel
 	wsPings  *wheel
+	closes   *closeWatch // notices SSE clients leaving
 	// wsWritePool is handed to gorilla so that it holds no write buffer per
 	// connection; it is used only for gorilla's own rare control frames.
 	wsWritePool sync.Pool
@@ -216,19 +217,24 @@ func (e *Edge) Run(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,        // Node's limit: larger headers get 431
 		ErrorLog:          slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug),
 	}
+	closes, err := newCloseWatch(e.logger)
+	if err != nil {
+		return err
+	}
+	e.closes = closes // before Serve: handlers start after this
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { e.hub.run(bg) })
 	wg.Go(func() { e.filter.run(bg) })
 	wg.Go(func() { e.hub.refreshInterest(bg, e.cfg.InterestInterval) })
 	wg.Go(func() { e.sseBeats.run(bg) })
+	wg.Go(func() { e.closes.run(bg) })
 	wg.Go(func() { e.wsPings.run(bg) })
 	wg.Go(func() { e.tokens.sweep(bg) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(e.cfg.Listener) }()
 
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:

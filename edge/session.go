@@ -38,9 +38,11 @@ type session struct {
 	doneOnce  sync.Once
 
 	// onKill ends the session the way the transport does it for `kill`;
-	// onPing runs the WebSocket keep-alive.
-	onKill func()
-	onPing func()
+	// onPing runs the WebSocket keep-alive; onClosed, when set, runs once
+	// the outbox has closed the socket (it must not block).
+	onKill   func()
+	onPing   func()
+	onClosed func()
 
 	// filters caches the account's keyword filters for this connection
 	// (§11.5). Nil means not loaded; filtersGen counts invalidations, so a
@@ -65,6 +67,9 @@ func (s *session) closed(slow bool) {
 		s.edge.metrics.slowClients.WithLabelValues(s.transport.String()).Inc()
 	}
 	s.doneOnce.Do(func() { close(s.done) })
+	if s.onClosed != nil {
+		s.onClosed()
+	}
 }
 
 // send writes the frame of ev for one subscription. filtered is the JSON

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/spillway/spillway/edge/store"
@@ -70,6 +71,34 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 	s := e.newSession(id, transportSSE)
 	s.attach(newOutbox(conn, &e.limits, s.closed))
 	s.onKill = func() { s.out.finish(sseTerminator) }
+	// The session ends when the client leaves (closeWatch) or the outbox
+	// closes the socket (kill, slow client, shutdown), whichever is first;
+	// end runs on a goroutine of its own because either may fire inside a
+	// lock (a fan-out, the heartbeat wheel, shutdown).
+	var (
+		armed  = make(chan struct{}) // closed once slot and forget are set
+		once   sync.Once
+		slot   int
+		forget func()
+	)
+	end := func() {
+		<-armed
+		once.Do(func() {
+			s.out.end()
+			if forget != nil {
+				forget()
+			}
+			e.sseBeats.remove(s, slot)
+			s.unsubscribeAll()
+			e.metrics.connectedClients.WithLabelValues("eventsource").Dec()
+			e.metrics.connectedChannels.WithLabelValues("eventsource", res.stream).Dec()
+			e.metrics.connectedChannels.WithLabelValues("eventsource", "system").Sub(2)
+			e.conns.Add(-1)
+			e.untrack(s)
+		})
+	}
+	goEnd := func() { go end() }
+	s.onClosed = goEnd
 	if !e.track(s) {
 		e.conns.Add(-1)
 		_ = conn.Close()
@@ -90,25 +119,14 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 	s.out.release(sseHead(reqID, r.Close))
 	e.metrics.connectedClients.WithLabelValues("eventsource").Inc()
 	e.metrics.connectedChannels.WithLabelValues("eventsource", res.stream).Inc()
-	slot := e.sseBeats.add(s)
-	go func() {
-		// Owner: this SSE session. Exits when the client leaves or the
-		// outbox closes the socket (kill, slow client, shutdown).
-		buf := make([]byte, 64)
-		for {
-			if _, err := conn.Read(buf); err != nil {
-				break
-			}
-		}
-		s.out.end()
-		e.sseBeats.remove(s, slot)
-		s.unsubscribeAll()
-		e.metrics.connectedClients.WithLabelValues("eventsource").Dec()
-		e.metrics.connectedChannels.WithLabelValues("eventsource", res.stream).Dec()
-		e.metrics.connectedChannels.WithLabelValues("eventsource", "system").Sub(2)
-		e.conns.Add(-1)
-		e.untrack(s)
-	}()
+	slot = e.sseBeats.add(s)
+	var ok bool
+	if forget, ok = e.closes.watch(conn, goEnd); !ok {
+		// Not watchable: end now rather than hold a client nobody
+		// would notice leaving.
+		s.out.abort()
+	}
+	close(armed)
 }
 
 // admit counts a new streaming connection against MaxConnections.

@@ -1,9 +1,14 @@
 package edge
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spillway/spillway/shared/channel"
 	"github.com/spillway/spillway/shared/testenv"
@@ -223,4 +228,50 @@ func TestSSEKillOnlyThatToken(t *testing.T) {
 	if name, _ := a.event(); name != "delete" {
 		t.Fatalf("got %s", name)
 	}
+}
+
+// Idle SSE clients hold no goroutine each, and every way a client leaves
+// (hang-up, stray bytes then hang-up, reset) still ends its session.
+func TestSSEIdleClientsHoldNoGoroutine(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.TokenCacheTTL = -1 })
+	h.get("GET", "/api/v1/streaming/health", nil)
+	base := runtime.NumGoroutine()
+	const n = 200
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, "GET /api/v1/streaming/public?access_token=alice-read-token HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	h.waitChannels("eventsource", "public", n)
+	if g := runtime.NumGoroutine(); g > base+20 {
+		t.Fatalf("%d goroutines for %d idle SSE clients (baseline %d)", g, n, base)
+	}
+	for i, c := range conns {
+		switch i % 3 {
+		case 0:
+			_ = c.Close()
+		case 1:
+			_, _ = io.WriteString(c, "stray bytes")
+			_ = c.Close()
+		case 2:
+			_ = c.(*net.TCPConn).SetLinger(0) // reset
+			_ = c.Close()
+		}
+	}
+	h.waitChannels("eventsource", "public", 0)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if got := h.edge.Subscriptions(); got != 0 {
+			return fmt.Errorf("%d NATS subscriptions left", got)
+		}
+		if got := h.edge.conns.Load(); got != 0 {
+			return fmt.Errorf("%d connections counted", got)
+		}
+		return nil
+	})
 }
