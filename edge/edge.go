@@ -195,9 +195,10 @@ func New(cfg Config) (*Edge, error) {
 	pool, _ := cfg.Store.(PoolStats)
 	e.metrics = newMetrics(cfg.Registry, pool, cfg.NATS.IsConnected)
 	e.metricsHandler = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})
-	e.tokens = &tokenCache{edge: e, store: cfg.Store, timeout: cfg.QueryTimeout, ttl: cfg.TokenCacheTTL,
-		max: cfg.TokenCacheSize, entries: make(map[string]*tokenEntry)}
+	e.tokens = &tokenCache{store: cfg.Store, timeout: cfg.QueryTimeout, ttl: cfg.TokenCacheTTL,
+		max: cfg.TokenCacheSize, queries: e.metrics.tokenQueries.Inc, entries: make(map[string]*tokenEntry)}
 	e.hub = newHub(cfg.NATS, cfg.Subjects, cfg.Dispatchers, cfg.DispatchQueue, e.logger, e.metrics)
+	e.hub.onKill = e.tokens.evict
 	e.filter = newFilterer(cfg.Store, cfg.Dispatchers, cfg.FilterQueue, cfg.QueryTimeout, e.logger, e.metrics)
 	e.hub.filter = e.filter
 	e.sseBeats = newWheel(cfg.SSEHeartbeat, 15, func(s *session) { s.out.send(sseThump) })
@@ -217,8 +218,12 @@ func (e *Edge) Run(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,        // Node's limit: larger headers get 431
 		ErrorLog:          slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug),
 	}
+	if err := e.hub.subscribeSystem(5 * time.Second); err != nil {
+		return err
+	}
 	closes, err := newCloseWatch(e.logger)
 	if err != nil {
+		e.hub.unsubscribeSystemLocked()
 		return err
 	}
 	e.closes = closes // before Serve: handlers start after this
@@ -331,5 +336,5 @@ func (e *Edge) queryContext() (context.Context, context.CancelFunc) {
 
 // Subscriptions reports how many NATS subscriptions the edge holds: one per
 // stream channel with local subscribers, plus two wildcards that carry every
-// system and access-token channel once any client is authenticated.
+// system and access-token channel while it runs.
 func (e *Edge) Subscriptions() int { return e.hub.natsSubscriptions() }

@@ -35,14 +35,17 @@ type hub struct {
 	topics map[channel.Name]*topic
 	byName sync.Map // subject → *topic, read by dispatchers without mu
 	// system holds the two wildcard subscriptions that carry every system
-	// and access-token channel (§5.5) once the first connection needs
-	// them. Each connection listens on two such channels of its own; one
-	// NATS subscription apiece would cost several KB per idle connection,
-	// while their traffic (kill, filters_changed) is a trickle every edge
-	// can afford to receive in full.
+	// and access-token channel (§5.5) while the hub runs. Each connection
+	// listens on two such channels of its own; one NATS subscription
+	// apiece would cost several KB per idle connection, while their
+	// traffic (kill, filters_changed) is a trickle every edge can afford
+	// to receive in full.
 	system  []*nats.Subscription
-	sysLive int // system channels with local subscribers
 	natsSub int // NATS subscriptions held, wildcards included
+	// onKill, when set, hears every kill on a system or access-token
+	// channel, whether or not a local connection listens there (the token
+	// cache). Set before run.
+	onKill func(channel.Name)
 }
 
 // topic is one channel with local subscribers.
@@ -102,6 +105,14 @@ func (h *hub) run(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	h.unsubscribeSystemLocked()
+}
+
+// unsubscribeSystemLocked is unsubscribeSystem taking the lock.
+func (h *hub) unsubscribeSystemLocked() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unsubscribeSystem()
 }
 
 // subscribe adds sub to its channel, creating the NATS subscription for the
@@ -113,15 +124,7 @@ func (h *hub) subscribe(name channel.Name, sub *subscription) (created bool, err
 	if t == nil {
 		t = &topic{name: name, subject: h.subjects.Of(name), system: isSystem(name)}
 		t.shard = int(maphash.String(h.seed, t.subject) % uint64(len(h.shards)))
-		if t.system {
-			if h.system == nil {
-				if err := h.subscribeSystem(); err != nil {
-					return false, err
-				}
-				created = true
-			}
-			h.sysLive++
-		} else {
+		if !t.system { // system channels ride on the wildcards
 			ns, err := h.nc.ChanSubscribe(t.subject, h.shards[t.shard])
 			if err != nil {
 				return false, fmt.Errorf("edge: nats subscribe %s: %w", t.subject, err)
@@ -155,9 +158,11 @@ func (h *hub) subscribe(name channel.Name, sub *subscription) (created bool, err
 }
 
 // subscribeSystem subscribes to every system and access-token channel, all
-// onto one shard so each channel's messages stay in order. Lock must be
-// held.
-func (h *hub) subscribeSystem() error {
+// onto one shard so each channel's messages stay in order, and waits for
+// the server to confirm. Run calls it before serving.
+func (h *hub) subscribeSystem(timeout time.Duration) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for _, n := range []channel.Name{channel.System(0), channel.AccessToken(0)} {
 		subject := h.subjects.Of(n)
 		wildcard := subject[:strings.LastIndexByte(subject, '.')] + ".*"
@@ -169,11 +174,15 @@ func (h *hub) subscribeSystem() error {
 		h.system = append(h.system, ns)
 		h.natsSub++
 	}
+	h.metrics.setSubscriptions(len(h.topics), h.natsSub)
+	if err := h.nc.FlushTimeout(timeout); err != nil {
+		h.unsubscribeSystem()
+		return fmt.Errorf("edge: nats: %w", err)
+	}
 	return nil
 }
 
-// unsubscribeSystem drops the wildcards once no connection needs them.
-// Lock must be held.
+// unsubscribeSystem drops the wildcards. Lock must be held.
 func (h *hub) unsubscribeSystem() {
 	for _, ns := range h.system {
 		if err := ns.Unsubscribe(); err != nil {
@@ -182,6 +191,7 @@ func (h *hub) unsubscribeSystem() {
 	}
 	h.natsSub -= len(h.system)
 	h.system = nil
+	h.metrics.setSubscriptions(len(h.topics), h.natsSub)
 }
 
 // sync waits until the NATS server has seen every subscription made so
@@ -206,11 +216,6 @@ func (h *hub) unsubscribe(sub *subscription) {
 				h.logger.Debug("nats unsubscribe", "subject", t.subject, "err", err)
 			}
 			h.natsSub--
-		}
-		if t.system {
-			if h.sysLive--; h.sysLive == 0 {
-				h.unsubscribeSystem()
-			}
 		}
 		delete(h.topics, t.name)
 		h.byName.Delete(t.subject)
@@ -251,8 +256,7 @@ func (h *hub) topicCount() int {
 }
 
 // natsSubscriptions is the number of NATS subscriptions held: one per
-// stream channel, plus the two system wildcards once any connection is
-// authenticated.
+// stream channel, plus the two system wildcards while the hub runs.
 func (h *hub) natsSubscriptions() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -294,7 +298,15 @@ func (h *hub) refreshInterest(ctx context.Context, every time.Duration) {
 func (h *hub) dispatch(m *nats.Msg) {
 	v, ok := h.byName.Load(m.Subject)
 	if !ok {
-		return // unsubscribed while the message was queued
+		// A system channel nobody here listens to, or a channel
+		// unsubscribed while the message was queued. Kills still matter
+		// to the token cache.
+		if h.onKill != nil && controlEvent(m.Data) == "kill" {
+			if n, err := h.subjects.Parse(m.Subject); err == nil && isSystem(n) {
+				h.onKill(n)
+			}
+		}
+		return
 	}
 	t := v.(*topic)
 	h.metrics.redisMessages.Inc()
@@ -303,6 +315,9 @@ func (h *hub) dispatch(m *nats.Msg) {
 	if t.system {
 		switch controlEvent(m.Data) {
 		case "kill":
+			if h.onKill != nil {
+				h.onKill(t.name)
+			}
 			for _, s := range subs {
 				if !s.dead.Load() {
 					s.sess.kill()

@@ -8,33 +8,36 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/spillway/spillway/edge/store"
+	"github.com/spillway/spillway/shared/channel"
 )
 
 // tokenCache answers token lookups (§5.2) so that a reconnect storm costs
 // Postgres at most one query per distinct token: concurrent lookups of one
 // token share a query, and a valid result is kept for a short while.
 //
-// Revocation stays as fresh as Mastodon's: a cached token holds the same
-// two system subscriptions a connection does (§5.5), and the `kill` Rails
-// publishes when it revokes the token, disables the user or suspends the
-// account evicts the entry, so the next connection queries Postgres again.
-// Invalid tokens are never cached.
+// Revocation stays as fresh as Mastodon's: Rails publishes `kill` on the
+// token's (or the account's) system channel when it revokes the token,
+// disables the user or suspends the account, and the hub, which receives
+// every system channel, hands each kill to evict, so the next connection
+// queries Postgres again. A kill that arrives while a lookup is in flight
+// keeps that lookup's result out of the cache. Invalid tokens are never
+// cached.
 type tokenCache struct {
-	edge    *Edge
 	store   Store
 	timeout time.Duration
 	ttl     time.Duration
 	max     int
+	queries func() // counts a Postgres lookup
 	group   singleflight.Group
 
 	mu      sync.Mutex
 	entries map[string]*tokenEntry
+	kills   uint64 // kills seen; guarded by mu
 }
 
 type tokenEntry struct {
 	id      store.Identity
 	expires time.Time
-	watch   *session // holds the system subscriptions; its kill evicts
 }
 
 func (c *tokenCache) lookup(ctx context.Context, token string) (store.Identity, error) {
@@ -51,10 +54,13 @@ func (c *tokenCache) lookup(ctx context.Context, token string) (store.Identity, 
 		// waiting on the same query.
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
-		c.edge.metrics.tokenQueries.Inc()
+		c.mu.Lock()
+		kills := c.kills
+		c.mu.Unlock()
+		c.queries()
 		id, err := c.store.Authenticate(qctx, token)
 		if err == nil && c.ttl > 0 {
-			c.remember(token, id)
+			c.remember(token, id, kills)
 		}
 		return id, err
 	})
@@ -64,39 +70,38 @@ func (c *tokenCache) lookup(ctx context.Context, token string) (store.Identity, 
 	return v.(store.Identity), nil
 }
 
-// remember caches a valid identity and watches its kill channels.
-func (c *tokenCache) remember(token string, id store.Identity) {
+// remember caches a valid identity, unless a kill arrived since the lookup
+// began (kills is the count then).
+func (c *tokenCache) remember(token string, id store.Identity, kills uint64) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kills != kills {
+		return
+	}
+	if e := c.entries[token]; e != nil {
+		e.id, e.expires = id, time.Now().Add(c.ttl)
+		return
+	}
 	if len(c.entries) >= c.max {
-		c.mu.Unlock()
 		return
 	}
-	if old := c.entries[token]; old != nil {
-		old.expires = time.Now().Add(c.ttl)
-		old.id = id
-		c.mu.Unlock()
-		return
-	}
-	w := c.edge.newSession(id, transportSSE)
-	e := &tokenEntry{id: id, expires: time.Now().Add(c.ttl), watch: w}
-	w.onKill = func() { c.evict(token, e) }
-	c.entries[token] = e
-	c.mu.Unlock()
-	if err := w.subscribeSystem(); err != nil {
-		// Without the kill subscription the entry must not serve hits.
-		c.evict(token, e)
-	}
+	c.entries[token] = &tokenEntry{id: id, expires: time.Now().Add(c.ttl)}
 }
 
-// evict drops an entry (if it is still the cached one) and its
-// subscriptions.
-func (c *tokenCache) evict(token string, e *tokenEntry) {
+// evict drops every entry a kill on channel name concerns: the token's for
+// an access-token channel, all of the account's for a system channel.
+// Kills are rare, so a scan of the bounded cache does.
+func (c *tokenCache) evict(name channel.Name) {
+	tokenID, isToken := channel.AccessTokenID(name)
+	accountID, isAccount := channel.SystemAccountID(name)
 	c.mu.Lock()
-	if c.entries[token] == e {
-		delete(c.entries, token)
+	defer c.mu.Unlock()
+	c.kills++
+	for tok, e := range c.entries {
+		if isToken && e.id.TokenID == tokenID || isAccount && e.id.AccountID == accountID {
+			delete(c.entries, tok)
+		}
 	}
-	c.mu.Unlock()
-	e.watch.unsubscribeAll()
 }
 
 // sweep removes expired entries every interval until ctx is done.
@@ -109,27 +114,15 @@ func (c *tokenCache) sweep(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			c.mu.Lock()
-			all := c.entries
-			c.entries = make(map[string]*tokenEntry)
-			c.mu.Unlock()
-			for _, e := range all {
-				e.watch.unsubscribeAll()
-			}
 			return
 		case now := <-t.C:
-			var expired []*tokenEntry
 			c.mu.Lock()
 			for tok, e := range c.entries {
 				if now.After(e.expires) {
 					delete(c.entries, tok)
-					expired = append(expired, e)
 				}
 			}
 			c.mu.Unlock()
-			for _, e := range expired {
-				e.watch.unsubscribeAll()
-			}
 		}
 	}
 }

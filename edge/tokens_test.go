@@ -72,3 +72,39 @@ func TestTokenCacheSystemKill(t *testing.T) {
 		return nil
 	})
 }
+
+// A kill reaches the cache even when no connection of that token or account
+// is open any more.
+func TestTokenCacheKillWithoutConnection(t *testing.T) {
+	for _, ch := range []channel.Name{channel.AccessToken(1), channel.System(testenv.Alice)} {
+		h := newHarness(t)
+		c := h.sse("/api/v1/streaming/user", "alice-read-token")
+		_ = c.resp.Body.Close()
+		h.waitChannels("eventsource", "user", 0)
+		if n := h.edge.tokens.size(); n != 1 {
+			t.Fatalf("%d cached tokens", n)
+		}
+		h.publish(ch, `{"event":"kill"}`)
+		testenv.Eventually(t, 5*time.Second, func() error {
+			if n := h.edge.tokens.size(); n != 0 {
+				return fmt.Errorf("%s: %d cached tokens", ch, n)
+			}
+			return nil
+		})
+	}
+}
+
+// A kill that arrives while a lookup is in flight keeps its result out of
+// the cache.
+func TestTokenCacheKillDuringLookup(t *testing.T) {
+	c := &tokenCache{ttl: time.Minute, max: 10, queries: func() {}, entries: map[string]*tokenEntry{}}
+	c.remember("t", store.Identity{TokenID: 1}, 0)
+	if c.size() != 1 {
+		t.Fatal("not cached")
+	}
+	c.evict(channel.AccessToken(1))
+	c.remember("t", store.Identity{TokenID: 1}, 0) // began before the kill
+	if c.size() != 0 {
+		t.Fatal("a lookup older than the kill was cached")
+	}
+}

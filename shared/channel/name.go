@@ -104,6 +104,26 @@ func System(accountID int64) Name {
 	return Name(systemPrefix + strconv.FormatInt(accountID, 10))
 }
 
+// AccessTokenID returns the token id of an access-token channel.
+func AccessTokenID(n Name) (int64, bool) { return idAfter(n, accessTokenPrefix) }
+
+// SystemAccountID returns the account id of an account's system channel.
+func SystemAccountID(n Name) (int64, bool) { return idAfter(n, systemPrefix) }
+
+// idAfter parses the decimal id that follows prefix, accepting only the
+// form AccessToken and System produce.
+func idAfter(n Name, prefix string) (int64, bool) {
+	rest, ok := strings.CutPrefix(string(n), prefix)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || strconv.FormatInt(id, 10) != rest {
+		return 0, false
+	}
+	return id, true
+}
+
 // Tracked reports whether Mastodon keeps a "subscribed:<name>" key for the
 // channel while someone listens to it. The Node server sets that key for
 // every channel of a client-requested stream and never for the two system

@@ -67,3 +67,27 @@ func TestTracked(t *testing.T) {
 		}
 	}
 }
+
+func TestSystemChannelIDs(t *testing.T) {
+	tests := []struct {
+		name           Name
+		token, account int64
+		isToken, isAcc bool
+	}{
+		{AccessToken(42), 42, 0, true, false},
+		{System(7), 0, 7, false, true},
+		{"timeline:access_token:", 0, 0, false, false},
+		{"timeline:access_token:042", 0, 0, false, false},
+		{"timeline:access_token:+4", 0, 0, false, false},
+		{"timeline:system:99999999999999999999", 0, 0, false, false},
+		{"timeline:system:1:x", 0, 0, false, false},
+		{Home(3), 0, 0, false, false},
+	}
+	for _, tc := range tests {
+		tok, okT := AccessTokenID(tc.name)
+		acc, okA := SystemAccountID(tc.name)
+		if tok != tc.token || okT != tc.isToken || acc != tc.account || okA != tc.isAcc {
+			t.Errorf("%q: token %d %v, account %d %v", tc.name, tok, okT, acc, okA)
+		}
+	}
+}
