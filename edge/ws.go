@@ -229,12 +229,16 @@ func (e *Edge) startWS(c *websocket.Conn, id store.Identity, q query) {
 		s.out.abort()
 	}
 	slot := e.wsPings.add(s.session)
+	// The stream in the URL is subscribed here, on the handler's
+	// goroutine, so the reader below starts with a small stack: an idle
+	// WebSocket costs its reader's stack, and deep work (Postgres) on it
+	// would leave that stack grown for the connection's life.
+	if stream, ok := q.first("stream"); ok && stream != "" {
+		s.subscribe(stream, queryParam(q, "tag"), queryParam(q, "list"))
+	}
 	go func() {
 		// Owner: this WebSocket session. Exits when the socket fails or is
 		// closed by the outbox (kill, slow client, shutdown, missed pong).
-		if stream, ok := q.first("stream"); ok && stream != "" {
-			s.subscribe(stream, queryParam(q, "tag"), queryParam(q, "list"))
-		}
 		s.readLoop()
 		s.out.end()
 		e.wsPings.remove(s.session, slot)
@@ -264,7 +268,15 @@ func (s *wsSession) readLoop() {
 			s.out.finish(wsBinaryRefused)
 			return
 		}
-		s.handleMessage(data)
+		// Handled on a goroutine of its own, waited for, for the same
+		// reason as the URL stream in startWS: client messages are rare,
+		// idle readers are many.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.handleMessage(data)
+		}()
+		<-done
 	}
 }
 
