@@ -248,13 +248,6 @@ func (h *hub) tracked() []string {
 	return out
 }
 
-// topicCount is the number of channels with local subscribers.
-func (h *hub) topicCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.topics)
-}
-
 // natsSubscriptions is the number of NATS subscriptions held: one per
 // stream channel, plus the two system wildcards while the hub runs.
 func (h *hub) natsSubscriptions() int {
