@@ -33,18 +33,20 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			t.Errorf("-%s has no usage text", f.Name)
 		}
 	})
-	if n := strings.Count(help, "\n  loadtest -url"); n != 2 {
-		t.Errorf("help has %d example command lines, want 2:\n%s", n, help)
+	if n := strings.Count(help, "\n  loadtest -url"); n != 3 {
+		t.Errorf("help has %d example command lines, want 3:\n%s", n, help)
 	}
 }
 
-func TestFixturesSubcommandHelp(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"fixtures", "-help"}, &stdout, &stderr); err != nil {
-		t.Fatalf("fixtures -help: %v", err)
-	}
-	if !strings.Contains(stderr.String(), "Usage: loadtest fixtures") {
-		t.Fatalf("not the fixtures usage:\n%s", stderr.String())
+func TestSubcommandHelp(t *testing.T) {
+	for _, sub := range []string{"fixtures", "relay"} {
+		var stdout, stderr bytes.Buffer
+		if err := run(t.Context(), []string{sub, "-help"}, &stdout, &stderr); err != nil {
+			t.Fatalf("%s -help: %v", sub, err)
+		}
+		if !strings.Contains(stderr.String(), "Usage: loadtest "+sub) {
+			t.Fatalf("not the %s usage:\n%s", sub, stderr.String())
+		}
 	}
 }
 
