@@ -336,7 +336,10 @@ func appendChunkSize(dst []byte, n int) []byte {
 // event. Lock must be held.
 func (e *event) escapedPayload() []byte {
 	if e.escapedHead == nil {
-		q := jsjson.AppendString(nil, string(e.payloadText[:len(e.payloadText)-1]))
+		// Sized for a typical status (about one quote to escape per ten
+		// bytes), so the buffer is not regrown as it fills.
+		p := e.payloadText[:len(e.payloadText)-1]
+		q := jsjson.AppendString(make([]byte, 0, len(p)+len(p)/4+2), string(p))
 		e.escapedHead = q[:len(q)-1] // keeps the opening quote only
 	}
 	return e.escapedHead
@@ -359,9 +362,14 @@ func (e *event) renderWS(label string, filtered []byte) []byte {
 	if e.kind == jsjson.Object {
 		esc = e.escapedPayload()
 	}
-	size := wsHeaderRoom + len(label) + len(esc) + len(e.payloadJSON) + 2*len(filtered) + 64
-	if e.kind == jsjson.Array {
+	size := wsHeaderRoom + len(label) + 2*len(filtered) + 64
+	switch e.kind {
+	case jsjson.Object:
+		size += len(esc)
+	case jsjson.Array:
 		size += len(e.payloadText) + len(e.payloadText)/8
+	default:
+		size += len(e.payloadJSON)
 	}
 	msg := make([]byte, wsHeaderRoom, size)
 	msg = append(msg, `{"stream":`...)
