@@ -207,18 +207,10 @@ func (e *event) splices(filtered []byte) bool {
 // renderSSEParts is renderSSE for a result of one viewer's own: the payload
 // text up to its closing brace is the shared body. Lock must be held.
 func (e *event) renderSSEParts(filtered []byte) frame {
-	var nameBuf [64]byte
-	name := e.name.AppendText(nameBuf[:0])
 	p := e.payloadText
 	tailLen := 1 + len(`"filtered":`) + len(filtered) + 1
-	headLen := len("event: ") + len(name) + 1
-	buf := make([]byte, 0, headLen+2*(16+4)+len("data: ")+tailLen+4)
-	buf = appendChunkSize(buf, headLen)
-	buf = append(buf, "event: "...)
-	buf = append(buf, name...)
-	buf = append(buf, '\n', '\r', '\n')
-	buf = appendChunkSize(buf, len("data: ")+e.dataLen(filtered)+2)
-	buf = append(buf, "data: "...)
+	buf := make([]byte, 0, sseHeadRoom+tailLen+4)
+	buf = e.appendSSEHead(buf, e.dataLen(filtered))
 	head := buf[:len(buf):len(buf)]
 	tail := appendFilteredTail(buf[len(buf):], len(p) > 2, filtered)
 	tail = append(tail, '\n', '\n', '\r', '\n')
@@ -232,23 +224,15 @@ func (e *event) renderWSParts(label string, filtered []byte) frame {
 	body := e.wsShared[label]
 	if body == nil {
 		esc := e.escapedPayload()
-		body = make([]byte, 0, len(label)+len(esc)+64)
-		body = append(body, `{"stream":`...)
-		body = append(body, label...)
-		body = append(body, `,"event":`...)
-		body = e.name.AppendJSON(body)
-		body = append(body, `,"payload":`...)
+		body = e.appendWSPrefix(make([]byte, 0, len(label)+len(esc)+64), label)
 		body = append(body, esc...)
 		if e.wsShared == nil {
 			e.wsShared = make(map[string][]byte, 1)
 		}
 		e.wsShared[label] = body
 	}
-	var tailBuf [256]byte
-	raw := appendFilteredTail(tailBuf[:0], len(e.payloadText) > 2, filtered)
-	buf := make([]byte, wsHeaderRoom, wsHeaderRoom+2*len(raw)+8)
-	buf = jsjson.AppendString(buf, string(raw))
-	buf = append(buf[:wsHeaderRoom], buf[wsHeaderRoom+1:]...) // drop the opening quote
+	buf := make([]byte, wsHeaderRoom, wsHeaderRoom+2*len(filtered)+32)
+	buf = e.appendEscapedTail(buf, filtered)
 	buf = append(buf, '}')
 	tail := buf[wsHeaderRoom:]
 	h := putWSHeader(buf[:wsHeaderRoom], opText, len(body)+len(tail))
@@ -303,19 +287,29 @@ func appendFilteredTail(dst []byte, comma bool, filtered []byte) []byte {
 // with thousands of distinct "filtered" results per event on a busy edge,
 // each extra copy of a 3.5 KB payload is garbage the collector pays for.
 func (e *event) renderSSE(filtered []byte) []byte {
-	var nameBuf [64]byte
-	name := e.name.AppendText(nameBuf[:0])
-	headLen := len("event: ") + len(name) + 1
-	bodyLen := len("data: ") + e.dataLen(filtered) + 2
-	out := make([]byte, 0, headLen+bodyLen+2*(16+4))
-	out = appendChunkSize(out, headLen)
-	out = append(out, "event: "...)
-	out = append(out, name...)
-	out = append(out, '\n', '\r', '\n')
-	out = appendChunkSize(out, bodyLen)
-	out = append(out, "data: "...)
+	dataLen := e.dataLen(filtered)
+	out := make([]byte, 0, sseHeadRoom+dataLen+4)
+	out = e.appendSSEHead(out, dataLen)
 	out = e.appendData(out, filtered)
 	return append(out, '\n', '\n', '\r', '\n')
+}
+
+// sseHeadRoom bounds what appendSSEHead writes besides the event name.
+const sseHeadRoom = 64 + 2*(16+4) + len("event: \n") + len("data: ")
+
+// appendSSEHead appends an SSE event up to its data text: the whole
+// "event: <name>\n" chunk, then the size line of the data chunk, whose data
+// text is dataLen bytes, and "data: ". The rest is the data text and
+// "\n\n\r\n".
+func (e *event) appendSSEHead(dst []byte, dataLen int) []byte {
+	var nameBuf [64]byte
+	name := e.name.AppendText(nameBuf[:0])
+	dst = appendChunkSize(dst, len("event: ")+len(name)+1)
+	dst = append(dst, "event: "...)
+	dst = append(dst, name...)
+	dst = append(dst, '\n', '\r', '\n')
+	dst = appendChunkSize(dst, len("data: ")+dataLen+2)
+	return append(dst, "data: "...)
 }
 
 // appendChunk appends one HTTP/1.1 chunk.
@@ -329,6 +323,27 @@ func appendChunk(dst, p []byte) []byte {
 func appendChunkSize(dst []byte, n int) []byte {
 	dst = strconv.AppendUint(dst, uint64(n), 16)
 	return append(dst, '\r', '\n')
+}
+
+// appendWSPrefix appends a WebSocket message up to its payload:
+// {"stream":<label>,"event":<name>,"payload":
+func (e *event) appendWSPrefix(dst []byte, label string) []byte {
+	dst = append(dst, `{"stream":`...)
+	dst = append(dst, label...)
+	dst = append(dst, `,"event":`...)
+	dst = e.name.AppendJSON(dst)
+	return append(dst, `,"payload":`...)
+}
+
+// appendEscapedTail appends the end of an object payload's JSON string with
+// filtered spliced in: the escaped `,"filtered":<filtered>}` and the closing
+// quote.
+func (e *event) appendEscapedTail(dst, filtered []byte) []byte {
+	var tailBuf [256]byte
+	tail := appendFilteredTail(tailBuf[:0], len(e.payloadText) > 2, filtered)
+	at := len(dst)
+	dst = jsjson.AppendString(dst, string(tail))
+	return append(dst[:at], dst[at+1:]...) // drop the opening quote
 }
 
 // escapedPayload returns the WebSocket form of an object payload's text up
@@ -371,21 +386,12 @@ func (e *event) renderWS(label string, filtered []byte) []byte {
 	default:
 		size += len(e.payloadJSON)
 	}
-	msg := make([]byte, wsHeaderRoom, size)
-	msg = append(msg, `{"stream":`...)
-	msg = append(msg, label...)
-	msg = append(msg, `,"event":`...)
-	msg = e.name.AppendJSON(msg)
-	msg = append(msg, `,"payload":`...)
+	msg := e.appendWSPrefix(make([]byte, wsHeaderRoom, size), label)
 	switch e.kind {
 	case jsjson.Object:
 		msg = append(msg, esc...)
 		if len(filtered) > 0 {
-			var tailBuf [256]byte
-			tail := appendFilteredTail(tailBuf[:0], len(e.payloadText) > 2, filtered)
-			at := len(msg)
-			msg = jsjson.AppendString(msg, string(tail))
-			msg = append(msg[:at], msg[at+1:]...) // drop the opening quote
+			msg = e.appendEscapedTail(msg, filtered)
 		} else {
 			msg = append(msg, '}', '"')
 		}
