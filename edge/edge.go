@@ -223,7 +223,7 @@ func (e *Edge) Run(ctx context.Context) error {
 	}
 	closes, err := newCloseWatch(e.logger)
 	if err != nil {
-		e.hub.unsubscribeSystemLocked()
+		e.hub.unsubscribeSystem()
 		return err
 	}
 	e.closes = closes // before Serve: handlers start after this

@@ -105,14 +105,14 @@ func (h *hub) run(ctx context.Context) {
 		})
 	}
 	wg.Wait()
-	h.unsubscribeSystemLocked()
+	h.unsubscribeSystem()
 }
 
-// unsubscribeSystemLocked is unsubscribeSystem taking the lock.
-func (h *hub) unsubscribeSystemLocked() {
+// unsubscribeSystem drops the wildcards.
+func (h *hub) unsubscribeSystem() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.unsubscribeSystem()
+	h.dropSystemLocked()
 }
 
 // subscribe adds sub to its channel, creating the NATS subscription for the
@@ -168,7 +168,7 @@ func (h *hub) subscribeSystem(timeout time.Duration) error {
 		wildcard := subject[:strings.LastIndexByte(subject, '.')] + ".*"
 		ns, err := h.nc.ChanSubscribe(wildcard, h.shards[0])
 		if err != nil {
-			h.unsubscribeSystem()
+			h.dropSystemLocked()
 			return fmt.Errorf("edge: nats subscribe %s: %w", wildcard, err)
 		}
 		h.system = append(h.system, ns)
@@ -176,14 +176,14 @@ func (h *hub) subscribeSystem(timeout time.Duration) error {
 	}
 	h.metrics.setSubscriptions(len(h.topics), h.natsSub)
 	if err := h.nc.FlushTimeout(timeout); err != nil {
-		h.unsubscribeSystem()
+		h.dropSystemLocked()
 		return fmt.Errorf("edge: nats: %w", err)
 	}
 	return nil
 }
 
-// unsubscribeSystem drops the wildcards. Lock must be held.
-func (h *hub) unsubscribeSystem() {
+// dropSystemLocked drops the wildcards. Lock must be held.
+func (h *hub) dropSystemLocked() {
 	for _, ns := range h.system {
 		if err := ns.Unsubscribe(); err != nil {
 			h.logger.Debug("nats unsubscribe", "subject", ns.Subject, "err", err)
