@@ -357,7 +357,7 @@ func fanOut(ev *event, subs []*subscription, m *metrics) (pending []*subscriptio
 			pending = append(pending, s)
 			continue
 		}
-		if s.sess.sendFrame(ev, frames.of(ev, s)) {
+		if s.sess.out.sendFrame(frames.of(ev, s)) {
 			sent[s.sess.transport]++
 		}
 	}

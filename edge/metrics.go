@@ -75,7 +75,7 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 		}, []string{"type"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "spillway_delivery_latency_seconds",
-			Help:    "Time from Rails' queued_at (or the broker's receipt from Redis) to the write to a client.",
+			Help:    "Time from Rails' queued_at (or the broker's receipt from Redis) to the last write of an event to this edge's clients: one observation per event (and per filtering batch).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 		natsSubscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -147,9 +147,13 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 	return m
 }
 
-// addSent counts one event's deliveries per transport in one step, so the
-// fan-out loop does no atomic operation per client.
-func (m *metrics) addSent(sent [2]int, _ *event) {
+// addSent counts one event's deliveries per transport in one step, and
+// observes the event's latency once, at the end of its fan-out, so the
+// fan-out loop reads no clock and does no atomic operation per client.
+func (m *metrics) addSent(sent [2]int, ev *event) {
+	if sent[transportSSE]+sent[transportWS] > 0 && !ev.queuedAt.IsZero() {
+		m.observeLatency(ev.queuedAt)
+	}
 	if n := float64(sent[transportSSE]); n > 0 {
 		m.messagesSent.WithLabelValues("eventsource").Add(n)
 		m.framesWritten.WithLabelValues("eventsource").Add(n)

@@ -76,18 +76,9 @@ func (s *session) closed(slow bool) {
 // "filtered" array for statuses on filtered streams, or nil.
 func (s *session) send(ev *event, label string, filtered []byte) bool {
 	if s.transport == transportWS {
-		return s.sendFrame(ev, ev.wsFrame(label, filtered))
+		return s.out.sendFrame(ev.wsFrame(label, filtered))
 	}
-	return s.sendFrame(ev, ev.sseFrame(filtered))
-}
-
-// sendFrame writes fr, a frame of ev.
-func (s *session) sendFrame(ev *event, fr frame) bool {
-	ok := s.out.sendFrame(fr)
-	if ok && !ev.queuedAt.IsZero() {
-		s.edge.metrics.observeLatency(ev.queuedAt)
-	}
-	return ok
+	return s.out.sendFrame(ev.sseFrame(filtered))
 }
 
 func (s *session) kill() {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/spillway/spillway/shared/channel"
 	"github.com/spillway/spillway/shared/testenv"
 )
@@ -274,4 +276,38 @@ func TestSSEIdleClientsHoldNoGoroutine(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Delivery latency is observed once per event, not once per client.
+func TestLatencyObservedOncePerEvent(t *testing.T) {
+	h := newHarness(t)
+	clients := []*sseClient{
+		h.sse("/api/v1/streaming/user", "alice-read-token"),
+		h.sse("/api/v1/streaming/user", "alice-read-token"),
+		h.sse("/api/v1/streaming/user", "alice-read-token"),
+	}
+	msg := fmt.Sprintf(`{"event":"delete","payload":"1","queued_at":%d}`, time.Now().UnixMilli())
+	h.publish(channel.Home(testenv.Alice), msg)
+	for _, c := range clients {
+		if name, data := c.event(); name != "delete" || data != "1" {
+			t.Fatalf("got %s %q", name, data)
+		}
+	}
+	observations := func() uint64 {
+		var m dto.Metric
+		if err := h.edge.metrics.latency.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+	// The count is updated right after the fan-out's last write.
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if observations() == 0 {
+			return fmt.Errorf("no latency observation yet")
+		}
+		return nil
+	})
+	if got := observations(); got != 1 {
+		t.Fatalf("%d latency observations for one event to 3 clients, want 1", got)
+	}
 }
