@@ -150,11 +150,6 @@ type frame struct{ head, body, tail []byte }
 
 func (f frame) len() int { return len(f.head) + len(f.body) + len(f.tail) }
 
-// bytes returns the frame as one slice (tests and goldens).
-func (f frame) bytes() []byte {
-	return append(append(append([]byte(nil), f.head...), f.body...), f.tail...)
-}
-
 // sseFrame returns the chunked HTTP bytes of this event for SSE: two chunks,
 // "event: <name>\n" and "data: <payload>\n\n", as Mastodon writes them.
 // filtered, when non-empty, is the JSON array to append as "filtered".
@@ -239,17 +234,12 @@ func (e *event) renderWSParts(label string, filtered []byte) frame {
 	return frame{head: buf[wsHeaderRoom-h : wsHeaderRoom : wsHeaderRoom], body: body, tail: tail}
 }
 
-// withFiltered returns {...payload, "filtered": filtered}. Filtering only
-// appends to object payloads that have no "filtered" key, and "filtered" is
-// not an array-index key, so JavaScript puts it last: splicing it before the
-// closing brace of the already rendered payload gives the same bytes as
-// re-serialising, at a fraction of the cost.
-func (e *event) withFiltered(filtered []byte) []byte {
-	return e.appendData(nil, filtered)
-}
-
 // appendData appends the SSE data text: the payload, with filtered spliced
-// in when non-empty.
+// in when non-empty, giving {...payload, "filtered": filtered}. Filtering
+// only appends to object payloads that have no "filtered" key, and
+// "filtered" is not an array-index key, so JavaScript puts it last: splicing
+// it before the closing brace of the already rendered payload gives the same
+// bytes as re-serialising, at a fraction of the cost.
 func (e *event) appendData(dst, filtered []byte) []byte {
 	p := e.payloadText
 	if len(filtered) == 0 {

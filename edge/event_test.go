@@ -200,3 +200,11 @@ func FuzzFilteredSplice(f *testing.F) {
 		}
 	})
 }
+
+// bytes returns the frame as one slice.
+func (f frame) bytes() []byte {
+	return append(append(append([]byte(nil), f.head...), f.body...), f.tail...)
+}
+
+// withFiltered is the SSE data text with filtered spliced in.
+func (e *event) withFiltered(filtered []byte) []byte { return e.appendData(nil, filtered) }
