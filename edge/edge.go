@@ -158,9 +158,9 @@ type Edge struct {
 
 	sseBeats *wheel
 	wsPings  *wheel
-	closes   *closeWatch // notices SSE clients leaving
-	// wsWritePool is handed to gorilla so that it holds no write buffer per
-	// connection; it is used only for gorilla's own rare control frames.
+	watch    *watcher // waits for input on idle client sockets
+	// wsWritePool is handed to gorilla so that its handshake allocates no
+	// write buffer; gorilla never writes after the handshake.
 	wsWritePool sync.Pool
 
 	draining atomic.Bool
@@ -221,19 +221,19 @@ func (e *Edge) Run(ctx context.Context) error {
 	if err := e.hub.subscribeSystem(5 * time.Second); err != nil {
 		return err
 	}
-	closes, err := newCloseWatch(e.logger)
+	watch, err := newWatcher(e.logger)
 	if err != nil {
 		e.hub.unsubscribeSystem()
 		return err
 	}
-	e.closes = closes // before Serve: handlers start after this
+	e.watch = watch // before Serve: handlers start after this
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { e.hub.run(bg) })
 	wg.Go(func() { e.filter.run(bg) })
 	wg.Go(func() { e.hub.refreshInterest(bg, e.cfg.InterestInterval) })
 	wg.Go(func() { e.sseBeats.run(bg) })
-	wg.Go(func() { e.closes.run(bg) })
+	wg.Go(func() { e.watch.run(bg) })
 	wg.Go(func() { e.wsPings.run(bg) })
 	wg.Go(func() { e.tokens.sweep(bg) })
 

@@ -71,7 +71,7 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 	s := e.newSession(id, transportSSE)
 	s.attach(newOutbox(conn, &e.limits, s.closed))
 	s.onKill = func() { s.out.finish(sseTerminator) }
-	// The session ends when the client leaves (closeWatch) or the outbox
+	// The session ends when the client leaves (watcher) or the outbox
 	// closes the socket (kill, slow client, shutdown), whichever is first;
 	// end runs on a goroutine of its own because either may fire inside a
 	// lock (a fan-out, the heartbeat wheel, shutdown).
@@ -121,7 +121,7 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 	e.metrics.connectedChannels.WithLabelValues("eventsource", res.stream).Inc()
 	slot = e.sseBeats.add(s)
 	var ok bool
-	if forget, ok = e.closes.watch(conn, goEnd); !ok {
+	if forget, ok = e.watch.watchClose(conn, goEnd); !ok {
 		// Not watchable: end now rather than hold a client nobody
 		// would notice leaving.
 		s.out.abort()

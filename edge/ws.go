@@ -3,9 +3,12 @@ package edge
 import (
 	"encoding/binary"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -180,14 +183,25 @@ func rawResponse(w http.ResponseWriter, status int, headers, body string) {
 }
 
 // wsSession is the WebSocket side of a session: the subscriptions made by
-// subscribe messages, keyed as Mastodon keys them.
+// subscribe messages, keyed as Mastodon keys them, and the client's input.
+//
+// No goroutine waits on an idle client: the edge's watcher starts a round
+// of reading (consume) when input arrives, and the round ends when the
+// socket is drained. The session's teardown runs once the outbox has
+// closed and no round is running, so it never races a subscribe.
 type wsSession struct {
 	*session
-	c     *websocket.Conn
 	alive atomic.Bool
+	in    wsReader
 	// streams maps a subscription key to its subscriptions and stream
-	// name; only the reader goroutine touches it.
+	// name; touched by one round at a time, then by teardown.
 	streams map[string]wsStream
+	slot    int // in the ping wheel
+
+	life   sync.Mutex
+	rounds int    // rounds running; the handler counts as one until it returns
+	over   bool   // the outbox has closed
+	forget func() // drops the socket from the watcher
 }
 
 type wsStream struct {
@@ -196,88 +210,138 @@ type wsStream struct {
 }
 
 func (e *Edge) startWS(c *websocket.Conn, id store.Identity, q query) {
+	// gorilla's Conn is dropped here: it did the handshake, the outbox
+	// writes and wsReader reads.
 	conn := c.NetConn()
 	_ = conn.SetDeadline(time.Time{})
-	s := &wsSession{session: e.newSession(id, transportWS), c: c, streams: make(map[string]wsStream)}
+	s := &wsSession{session: e.newSession(id, transportWS), streams: make(map[string]wsStream), rounds: 1}
+	s.in.limit = e.cfg.MaxMessageSize
 	s.attach(newOutbox(conn, &e.limits, s.closed))
 	s.onKill = func() { s.out.finish(wsCloseKill) }
 	s.onPing = s.ping
+	s.onClosed = s.outboxClosed
 	s.alive.Store(true)
 	if !e.track(s.session) {
 		e.conns.Add(-1)
 		_ = conn.Close()
 		return
 	}
-	c.SetReadLimit(e.cfg.MaxMessageSize)
-	c.SetPongHandler(func(string) error { s.alive.Store(true); return nil })
-	c.SetPingHandler(func(data string) error {
-		s.out.send(wsFrameBytes(opPong, []byte(data)))
-		return nil
-	})
-	c.SetCloseHandler(func(code int, _ string) error {
-		if code == websocket.CloseNoStatusReceived {
-			s.out.finish(wsCloseKill)
-		} else {
-			s.out.finish(closeFrame(code, ""))
-		}
-		return nil
-	})
 	e.metrics.connectedClients.WithLabelValues("websocket").Inc()
 	e.metrics.connectedChannels.WithLabelValues("websocket", "system").Add(2)
 	if err := s.subscribeSystem(); err != nil {
 		e.logger.Error("websocket subscribe system", "err", err)
 		s.out.abort()
 	}
-	slot := e.wsPings.add(s.session)
-	// The stream in the URL is subscribed here, on the handler's
-	// goroutine, so the reader below starts with a small stack: an idle
-	// WebSocket costs its reader's stack, and deep work (Postgres) on it
-	// would leave that stack grown for the connection's life.
+	s.slot = e.wsPings.add(s.session)
 	if stream, ok := q.first("stream"); ok && stream != "" {
 		s.subscribe(stream, queryParam(q, "tag"), queryParam(q, "list"))
 	}
-	go func() {
-		// Owner: this WebSocket session. Exits when the socket fails or is
-		// closed by the outbox (kill, slow client, shutdown, missed pong).
-		s.readLoop()
-		s.out.end()
-		e.wsPings.remove(s.session, slot)
-		for _, st := range s.streams {
-			e.metrics.connectedChannels.WithLabelValues("websocket", st.name).Dec()
-		}
-		s.unsubscribeAll()
-		e.metrics.connectedChannels.WithLabelValues("websocket", "system").Sub(2)
-		e.metrics.connectedClients.WithLabelValues("websocket").Dec()
-		e.conns.Add(-1)
-		e.untrack(s.session)
-	}()
+	forget, ok := e.watch.serveInput(conn, s.consume, s.out.end)
+	s.life.Lock()
+	s.forget = forget
+	s.life.Unlock()
+	if !ok {
+		s.out.abort()
+	}
+	s.leave()
 }
 
-// readLoop handles client messages until the socket ends.
-func (s *wsSession) readLoop() {
+// consume is one round of reading: it handles what the socket holds and
+// reports whether to wait for more.
+func (s *wsSession) consume(read func([]byte) (int, error)) bool {
+	s.life.Lock()
+	if s.over {
+		s.life.Unlock()
+		return false
+	}
+	s.rounds++
+	s.life.Unlock()
+	defer s.leave()
+	var buf [1024]byte
 	for {
-		mt, data, err := s.c.ReadMessage()
-		if err != nil {
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) && !errors.Is(err, websocket.ErrReadLimit) {
+		n, err := read(buf[:])
+		if n > 0 && !s.in.feed(buf[:n], s) {
+			return false
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, errWouldBlock):
+			return true
+		default:
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				s.edge.logger.Debug("websocket read", "err", err)
 			}
-			return
+			s.out.end()
+			return false
 		}
-		if mt == websocket.BinaryMessage {
-			s.out.finish(wsBinaryRefused)
-			return
-		}
-		// Handled on a goroutine of its own, waited for, for the same
-		// reason as the URL stream in startWS: client messages are rare,
-		// idle readers are many.
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			s.handleMessage(data)
-		}()
-		<-done
 	}
+}
+
+// leave ends a round, and tears the session down if it was the last one
+// after the outbox closed.
+func (s *wsSession) leave() {
+	s.life.Lock()
+	s.rounds--
+	last := s.over && s.rounds == 0
+	s.life.Unlock()
+	if last {
+		s.teardown()
+	}
+}
+
+// outboxClosed runs when the outbox has closed the socket, maybe inside a
+// fan-out or the ping wheel: it must not block.
+func (s *wsSession) outboxClosed() {
+	s.life.Lock()
+	s.over = true
+	idle := s.rounds == 0
+	s.life.Unlock()
+	if idle {
+		go s.teardown()
+	}
+}
+
+// teardown runs exactly once, after the socket has closed and the last
+// round has ended.
+func (s *wsSession) teardown() {
+	e := s.edge
+	if s.forget != nil {
+		s.forget()
+	}
+	e.wsPings.remove(s.session, s.slot)
+	for _, st := range s.streams {
+		e.metrics.connectedChannels.WithLabelValues("websocket", st.name).Dec()
+	}
+	s.unsubscribeAll()
+	e.metrics.connectedChannels.WithLabelValues("websocket", "system").Sub(2)
+	e.metrics.connectedClients.WithLabelValues("websocket").Dec()
+	e.conns.Add(-1)
+	e.untrack(s.session)
+}
+
+// gotMessage, gotPing, gotPong and gotClose make wsSession the wsHandler
+// of its reader.
+func (s *wsSession) gotMessage(op byte, data []byte) bool {
+	if op == opBinary {
+		s.out.finish(wsBinaryRefused)
+		return false
+	}
+	s.handleMessage(data)
+	return true
+}
+
+func (s *wsSession) gotPing(data []byte) { s.out.send(wsFrameBytes(opPong, data)) }
+
+func (s *wsSession) gotPong() { s.alive.Store(true) }
+
+// gotClose echoes the client's close code, or answers a protocol violation
+// with its code, and closes once queued frames are out.
+func (s *wsSession) gotClose(code int) {
+	if code == closeNoStatus {
+		s.out.finish(wsCloseKill)
+		return
+	}
+	s.out.finish(closeFrame(code, ""))
 }
 
 // handleMessage applies one client message (§8.2 item 3).

@@ -253,8 +253,8 @@ func TestWSMissedPongTerminates(t *testing.T) {
 }
 
 // 1,000 sockets × 3 streams hold exactly 3 NATS subscriptions (plus the
-// two wildcards that carry every system channel), and every goroutine and
-// stream subscription goes away when they close.
+// two wildcards that carry every system channel) and, idle, no goroutine;
+// every stream subscription goes away when they close.
 func TestWSManySocketsShareSubscriptions(t *testing.T) {
 	h := newHarness(t)
 	h.get("GET", "/api/v1/streaming/health", nil) // the edge is fully up
@@ -274,6 +274,15 @@ func TestWSManySocketsShareSubscriptions(t *testing.T) {
 	h.waitChannels("websocket", "hashtag", n)
 	h.waitChannels("websocket", "public", n)
 	h.waitChannels("websocket", "public:local", n)
+	if runtime.GOOS == "linux" {
+		// Idle sockets are watched by epoll: no goroutine each.
+		testenv.Eventually(t, 5*time.Second, func() error {
+			if g := runtime.NumGoroutine(); g > base+20 {
+				return fmt.Errorf("%d goroutines with %d idle sockets, baseline %d", g, n, base)
+			}
+			return nil
+		})
+	}
 	if got := h.edge.Subscriptions(); got != 3+2 {
 		t.Fatalf("%d NATS subscriptions, want 3 streams + 2 system wildcards", got)
 	}
@@ -352,6 +361,39 @@ func TestWSCloseEchoed(t *testing.T) {
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != 4000 {
 		t.Fatalf("got %v, want the close code echoed", err)
+	}
+}
+
+// Frames that break RFC 6455 end the socket with the code the ws library
+// uses; the raw bytes go under gorilla's client, which would not send them.
+func TestWSProtocolViolations(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		code  int
+	}{
+		{"unmasked", []byte{0x81, 2, 'h', 'i'}, 1002},
+		{"reserved bit", clientFrame(0xC1, []byte("hi")), 1002},
+		{"text not UTF-8", clientFrame(0x81, []byte("\xff")), 1007},
+		{"continuation first", clientFrame(0x80, []byte("x")), 1002},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := h.ws("/api/v1/streaming?access_token=alice-read-token", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.NetConn().Write(tc.frame); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _, err = c.ReadMessage()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != tc.code {
+				t.Fatalf("got %v, want close %d", err, tc.code)
+			}
+		})
 	}
 }
 

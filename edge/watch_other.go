@@ -1,0 +1,44 @@
+//go:build !linux
+
+package edge
+
+import (
+	"context"
+	"log/slog"
+	"net"
+)
+
+// watcher, where epoll is not available, is a goroutine per connection
+// parked in read(2).
+type watcher struct{}
+
+func newWatcher(*slog.Logger) (*watcher, error) { return &watcher{}, nil }
+
+func (w *watcher) watchClose(conn net.Conn, left func()) (forget func(), ok bool) {
+	go func() {
+		// Owner: the SSE session. Exits when the client leaves or the
+		// socket is closed.
+		buf := make([]byte, 64)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				break
+			}
+		}
+		left()
+	}()
+	return func() {}, true
+}
+
+// serveInput hands consume a blocking read, so one call lasts the whole
+// connection.
+func (w *watcher) serveInput(conn net.Conn, consume func(read func([]byte) (int, error)) bool, stop func()) (forget func(), ok bool) {
+	go func() {
+		// Owner: the WebSocket session. Exits when the socket fails or
+		// is closed.
+		for consume(conn.Read) {
+		}
+	}()
+	return func() {}, true
+}
+
+func (w *watcher) run(ctx context.Context) { <-ctx.Done() }
