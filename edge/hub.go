@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,13 @@ type hub struct {
 	// to receive in full.
 	system  []*nats.Subscription
 	natsSub int // NATS subscriptions held, wildcards included
+	// accounts and tokens list the sessions on each system and
+	// access-token channel, by id. With two such channels per connection,
+	// a topic apiece (subject, snapshot, lock-free index entry) would cost
+	// ~1 KB per idle connection; a trickle of control messages needs no
+	// more than a locked map.
+	accounts map[int64][]*session
+	tokens   map[int64][]*session
 	// onKill, when set, hears every kill on a system or access-token
 	// channel, whether or not a local connection listens there (the token
 	// cache). Set before run.
@@ -52,7 +60,6 @@ type hub struct {
 type topic struct {
 	name    channel.Name
 	subject string
-	system  bool
 	shard   int // dispatcher and filter worker index
 	ns      *nats.Subscription
 	live    int // live subscriptions; guarded by hub.mu
@@ -82,6 +89,8 @@ func newHub(nc *nats.Conn, subjects channel.Subjects, nshards, queue int, logger
 		metrics:  m,
 		seed:     maphash.MakeSeed(),
 		topics:   make(map[channel.Name]*topic),
+		accounts: make(map[int64][]*session),
+		tokens:   make(map[int64][]*session),
 	}
 	for range nshards {
 		h.shards = append(h.shards, make(chan *nats.Msg, queue))
@@ -122,22 +131,20 @@ func (h *hub) subscribe(name channel.Name, sub *subscription) (created bool, err
 	defer h.mu.Unlock()
 	t := h.topics[name]
 	if t == nil {
-		t = &topic{name: name, subject: h.subjects.Of(name), system: isSystem(name)}
+		t = &topic{name: name, subject: h.subjects.Of(name)}
 		t.shard = int(maphash.String(h.seed, t.subject) % uint64(len(h.shards)))
-		if !t.system { // system channels ride on the wildcards
-			ns, err := h.nc.ChanSubscribe(t.subject, h.shards[t.shard])
-			if err != nil {
-				return false, fmt.Errorf("edge: nats subscribe %s: %w", t.subject, err)
-			}
-			created = true
-			t.ns = ns
-			h.natsSub++
+		ns, err := h.nc.ChanSubscribe(t.subject, h.shards[t.shard])
+		if err != nil {
+			return false, fmt.Errorf("edge: nats subscribe %s: %w", t.subject, err)
 		}
+		created = true
+		t.ns = ns
+		h.natsSub++
 		empty := make([]*subscription, 0, 4)
 		t.snap.Store(&empty)
 		h.topics[name] = t
 		h.byName.Store(t.subject, t)
-		h.metrics.setSubscriptions(len(h.topics), h.natsSub)
+		h.countLocked()
 		if name.Tracked() {
 			h.publishInterest([]string{string(name)})
 		}
@@ -174,7 +181,7 @@ func (h *hub) subscribeSystem(timeout time.Duration) error {
 		h.system = append(h.system, ns)
 		h.natsSub++
 	}
-	h.metrics.setSubscriptions(len(h.topics), h.natsSub)
+	h.countLocked()
 	if err := h.nc.FlushTimeout(timeout); err != nil {
 		h.dropSystemLocked()
 		return fmt.Errorf("edge: nats: %w", err)
@@ -191,7 +198,64 @@ func (h *hub) dropSystemLocked() {
 	}
 	h.natsSub -= len(h.system)
 	h.system = nil
-	h.metrics.setSubscriptions(len(h.topics), h.natsSub)
+	h.countLocked()
+}
+
+// listen adds s to its account's system channel and its token's
+// access-token channel (§5.5).
+func (h *hub) listen(s *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.accounts[s.id.AccountID] = append(h.accounts[s.id.AccountID], s)
+	h.tokens[s.id.TokenID] = append(h.tokens[s.id.TokenID], s)
+	h.countLocked()
+}
+
+// unlisten undoes listen.
+func (h *hub) unlisten(s *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	dropSession(h.accounts, s.id.AccountID, s)
+	dropSession(h.tokens, s.id.TokenID, s)
+	h.countLocked()
+}
+
+func dropSession(m map[int64][]*session, id int64, s *session) {
+	list := m[id]
+	for i, x := range list {
+		if x == s {
+			list[i] = list[len(list)-1]
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(m, id)
+	} else {
+		m[id] = list
+	}
+}
+
+// listeners returns a copy of the sessions on a system or access-token
+// channel.
+func (h *hub) listeners(n channel.Name) []*session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if id, ok := channel.SystemAccountID(n); ok {
+		return slices.Clone(h.accounts[id])
+	}
+	if id, ok := channel.AccessTokenID(n); ok {
+		return slices.Clone(h.tokens[id])
+	}
+	return nil
+}
+
+// countLocked publishes the subscription gauges: every channel listened
+// to, as Mastodon counts its Redis subscriptions, and the NATS
+// subscriptions behind them. Lock must be held.
+func (h *hub) countLocked() {
+	h.metrics.setSubscriptions(len(h.topics)+len(h.accounts)+len(h.tokens), h.natsSub)
 }
 
 // sync waits until the NATS server has seen every subscription made so
@@ -219,7 +283,7 @@ func (h *hub) unsubscribe(sub *subscription) {
 		}
 		delete(h.topics, t.name)
 		h.byName.Delete(t.subject)
-		h.metrics.setSubscriptions(len(h.topics), h.natsSub)
+		h.countLocked()
 		return
 	}
 	if t.dead > t.live {
@@ -291,40 +355,15 @@ func (h *hub) refreshInterest(ctx context.Context, every time.Duration) {
 func (h *hub) dispatch(m *nats.Msg) {
 	v, ok := h.byName.Load(m.Subject)
 	if !ok {
-		// A system channel nobody here listens to, or a channel
-		// unsubscribed while the message was queued. Kills still matter
-		// to the token cache.
-		if h.onKill != nil && controlEvent(m.Data) == "kill" {
-			if n, err := h.subjects.Parse(m.Subject); err == nil && isSystem(n) {
-				h.onKill(n)
-			}
-		}
+		// A system or access-token channel, or a channel unsubscribed
+		// while the message was queued.
+		h.dispatchControl(m)
 		return
 	}
 	t := v.(*topic)
 	h.metrics.redisMessages.Inc()
 	h.metrics.eventsReceived.WithLabelValues(kindOf(t.name)).Inc()
 	subs := *t.snap.Load()
-	if t.system {
-		switch controlEvent(m.Data) {
-		case "kill":
-			if h.onKill != nil {
-				h.onKill(t.name)
-			}
-			for _, s := range subs {
-				if !s.dead.Load() {
-					s.sess.kill()
-				}
-			}
-		case "filters_changed":
-			for _, s := range subs {
-				if !s.dead.Load() {
-					s.sess.filtersChanged()
-				}
-			}
-		}
-		return
-	}
 	now := time.Now()
 	ev := decodeEvent(m.Data, now)
 	if ev == nil {
@@ -339,6 +378,35 @@ func (h *hub) dispatch(m *nats.Msg) {
 	pending := fanOut(ev, subs, h.metrics)
 	if len(pending) > 0 {
 		h.filter.enqueue(t.shard, ev, pending)
+	}
+}
+
+// dispatchControl acts on a message of a system or access-token channel:
+// `kill` ends its sessions (and evicts the token cache even when none is
+// here), `filters_changed` drops their cached keyword filters; nothing is
+// forwarded to clients.
+func (h *hub) dispatchControl(m *nats.Msg) {
+	n, err := h.subjects.Parse(m.Subject)
+	if err != nil || !isSystem(n) {
+		return
+	}
+	event := controlEvent(m.Data)
+	if event == "kill" && h.onKill != nil {
+		h.onKill(n)
+	}
+	sessions := h.listeners(n)
+	if len(sessions) == 0 {
+		return
+	}
+	h.metrics.redisMessages.Inc()
+	h.metrics.eventsReceived.WithLabelValues("system").Inc()
+	for _, s := range sessions {
+		switch event {
+		case "kill":
+			s.kill()
+		case "filters_changed":
+			s.filtersChanged()
+		}
 	}
 }
 

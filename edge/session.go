@@ -8,7 +8,6 @@ import (
 
 	"github.com/spillway/spillway/edge/keyword"
 	"github.com/spillway/spillway/edge/store"
-	"github.com/spillway/spillway/shared/channel"
 )
 
 // transport indexes per-transport counters.
@@ -50,8 +49,9 @@ type session struct {
 	filters    atomic.Pointer[keyword.Matcher]
 	filtersGen atomic.Uint64
 
-	mu   sync.Mutex
-	subs []*subscription // guarded by mu
+	mu        sync.Mutex
+	subs      []*subscription // guarded by mu
+	listening bool            // on the control channels; guarded by mu
 }
 
 func (e *Edge) newSession(id store.Identity, t transport) *session {
@@ -128,12 +128,13 @@ func (s *session) subscribe(r *resolved, label string) ([]*subscription, error) 
 	return subs, nil
 }
 
-// subscribeSystem adds the two control channels every authenticated
+// listenSystem adds the two control channels every authenticated
 // connection listens on (§5.5).
-func (s *session) subscribeSystem() error {
-	r := &resolved{channels: []channel.Name{channel.AccessToken(s.id.TokenID), channel.System(s.id.AccountID)}}
-	_, err := s.subscribe(r, "")
-	return err
+func (s *session) listenSystem() {
+	s.mu.Lock()
+	s.listening = true
+	s.mu.Unlock()
+	s.edge.hub.listen(s)
 }
 
 // unsubscribe removes some subscriptions.
@@ -159,7 +160,12 @@ func (s *session) unsubscribeAll() {
 	s.mu.Lock()
 	subs := s.subs
 	s.subs = nil
+	listening := s.listening
+	s.listening = false
 	s.mu.Unlock()
+	if listening {
+		s.edge.hub.unlisten(s)
+	}
 	for _, x := range subs {
 		s.edge.hub.unsubscribe(x)
 	}

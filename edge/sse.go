@@ -106,14 +106,9 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 	}
 	systemCounted = false
 	s.out.hold()
-	if err := s.subscribeSystem(); err == nil {
-		_, err = s.subscribe(res, "")
-		if err != nil {
-			e.logger.Error("sse subscribe", "err", err)
-			s.out.abort()
-		}
-	} else {
-		e.logger.Error("sse subscribe system", "err", err)
+	s.listenSystem()
+	if _, err := s.subscribe(res, ""); err != nil {
+		e.logger.Error("sse subscribe", "err", err)
 		s.out.abort()
 	}
 	s.out.release(sseHead(reqID, r.Close))

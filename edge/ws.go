@@ -228,10 +228,7 @@ func (e *Edge) startWS(c *websocket.Conn, id store.Identity, q query) {
 	}
 	e.metrics.connectedClients.WithLabelValues("websocket").Inc()
 	e.metrics.connectedChannels.WithLabelValues("websocket", "system").Add(2)
-	if err := s.subscribeSystem(); err != nil {
-		e.logger.Error("websocket subscribe system", "err", err)
-		s.out.abort()
-	}
+	s.listenSystem()
 	s.slot = e.wsPings.add(s.session)
 	if stream, ok := q.first("stream"); ok && stream != "" {
 		s.subscribe(stream, queryParam(q, "tag"), queryParam(q, "list"))
