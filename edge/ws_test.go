@@ -434,6 +434,14 @@ func TestMastodonMetrics(t *testing.T) {
 	h.publish(channel.Home(testenv.Alice), `{"event":"delete","payload":"1"}`)
 	readText(t, c)
 	s.event()
+	// Counters move after the writes, so a client can be faster than them.
+	testenv.Eventually(t, 5*time.Second, func() error {
+		_, body := h.get("GET", "/metrics", nil)
+		if !strings.Contains(body, `messages_sent_total{type="eventsource"} 1`+"\n") || !strings.Contains(body, `messages_sent_total{type="websocket"} 1`+"\n") {
+			return errors.New("messages_sent_total not counted yet")
+		}
+		return nil
+	})
 	_, body := h.get("GET", "/metrics", nil)
 	for _, want := range []string{
 		`connected_clients{type="websocket"} 1`,
