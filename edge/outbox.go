@@ -6,6 +6,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,23 +51,45 @@ type outboxLimits struct {
 // this one is bound once and reused through outboxLimits.writers.
 type rawWriter struct {
 	fr  frame
-	iov [3][]byte
+	iov [3]unix.Iovec
 	n   int
 	err error
 	fn  func(fd uintptr) bool // w.write
 }
 
+// write issues write(2), or writev(2) for a frame in parts, with
+// RawSyscall: the socket is non-blocking, so the call never waits, and the
+// runtime's syscall bookkeeping only hurts here. A loopback write of a few
+// KB spends 10–20 µs in the kernel, long enough for the runtime's monitor
+// to take the P away mid-call, hand it to another thread and switch back
+// afterwards: context switches on the edge's own core for every write.
 func (w *rawWriter) write(fd uintptr) bool {
 	for {
+		var r uintptr
+		var errno syscall.Errno
 		if len(w.fr.head) == 0 && len(w.fr.tail) == 0 {
-			w.n, w.err = unix.Write(int(fd), w.fr.body)
+			b := w.fr.body
+			r, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
 		} else {
-			w.iov = [3][]byte{w.fr.head, w.fr.body, w.fr.tail}
-			w.n, w.err = unix.Writev(int(fd), w.iov[:])
+			n := 0
+			for _, p := range [3][]byte{w.fr.head, w.fr.body, w.fr.tail} {
+				if len(p) > 0 {
+					w.iov[n] = unix.Iovec{Base: unsafe.SliceData(p)}
+					w.iov[n].SetLen(len(p))
+					n++
+				}
+			}
+			r, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(n))
+			w.iov = [3]unix.Iovec{} // keep no pointers into the frame
 		}
-		if w.err != unix.EINTR {
-			return true
+		if errno == syscall.EINTR {
+			continue
 		}
+		w.n, w.err = int(r), nil
+		if errno != 0 {
+			w.n, w.err = 0, errno
+		}
+		return true
 	}
 }
 
