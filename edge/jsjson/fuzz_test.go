@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -68,6 +69,35 @@ func FuzzParse(f *testing.F) {
 		withMember := v.AppendJSONWithMember(nil, "filtered", func(dst []byte) []byte { return append(dst, "[]"...) })
 		if !json.Valid(withMember) {
 			t.Fatalf("AppendJSONWithMember %q invalid", withMember)
+		}
+	})
+}
+
+// On valid UTF-8 without U+2028/U+2029 (which encoding/json escapes and
+// JSON.stringify does not), AppendString agrees with encoding/json.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain ascii text long enough for words", "a\"b\\c\x00\x1f\x7f", "héllo <p>wörld</p>\n\t", "\xed\xa0\x80", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := AppendString(nil, s)
+		if !utf8.ValidString(s) {
+			if !utf8.Valid(got) {
+				t.Fatalf("AppendString(%q) = %q, not UTF-8", s, got)
+			}
+			return
+		}
+		if strings.ContainsAny(s, "\u2028\u2029") {
+			return
+		}
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if w := bytes.TrimSuffix(want.Bytes(), []byte("\n")); !bytes.Equal(got, w) {
+			t.Fatalf("AppendString(%q) = %s, want %s", s, got, w)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package jsjson
 import (
 	"math"
 	"unicode/utf8"
+	"unsafe"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -26,11 +27,12 @@ var strSafe = func() (t [utf8.RuneSelf]bool) {
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if strSafe[c] {
-				i++
+				i = scanPlain(b, i+1)
 				continue
 			}
 			dst = append(dst, s[start:i]...)
