@@ -22,7 +22,12 @@ import (
 // memory and never delays anyone else.
 type outbox struct {
 	conn net.Conn
-	raw  syscall.RawConn // nil when conn has no file descriptor (tests over net.Pipe)
+	// fd is conn's descriptor, or -1 when it has none (tests over
+	// net.Pipe). Direct writes use it without the runtime's descriptor
+	// lock: only the outbox closes conn, and it marks itself closed under
+	// mu first, while direct writes happen under mu after checking that
+	// mark, so no write can meet a closed (or reused) descriptor.
+	fd int
 	// write, when set, replaces the non-blocking write(2) (benchmarks).
 	write   func(frame) (int, error)
 	limits  *outboxLimits
@@ -42,62 +47,45 @@ type outboxLimits struct {
 	maxFrames    int
 	maxBytes     int
 	writeTimeout time.Duration
-	// writers recycles rawWriters, so that a write allocates nothing.
-	writers sync.Pool
 }
 
-// rawWriter carries one write through syscall.RawConn.Write. A closure
-// capturing the frame and results would cost an allocation per delivery;
-// this one is bound once and reused through outboxLimits.writers.
-type rawWriter struct {
-	fr  frame
-	iov [3]unix.Iovec
-	n   int
-	err error
-	fn  func(fd uintptr) bool // w.write
-}
-
-// write issues write(2), or writev(2) for a frame in parts, with
+// writeFrame issues write(2), or writev(2) for a frame in parts, with
 // RawSyscall: the socket is non-blocking, so the call never waits, and the
 // runtime's syscall bookkeeping only hurts here. A loopback write of a few
 // KB spends 10–20 µs in the kernel, long enough for the runtime's monitor
 // to take the P away mid-call, hand it to another thread and switch back
 // afterwards: context switches on the edge's own core for every write.
-func (w *rawWriter) write(fd uintptr) bool {
+func writeFrame(fd int, fr frame) (int, syscall.Errno) {
 	for {
-		var r uintptr
-		var errno syscall.Errno
-		if len(w.fr.head) == 0 && len(w.fr.tail) == 0 {
-			b := w.fr.body
-			r, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		var (
+			r     uintptr
+			errno syscall.Errno
+		)
+		if len(fr.head) == 0 && len(fr.tail) == 0 {
+			r, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(fr.body))), uintptr(len(fr.body)))
 		} else {
+			var iov [3]unix.Iovec
 			n := 0
-			for _, p := range [3][]byte{w.fr.head, w.fr.body, w.fr.tail} {
+			for _, p := range [3][]byte{fr.head, fr.body, fr.tail} {
 				if len(p) > 0 {
-					w.iov[n] = unix.Iovec{Base: unsafe.SliceData(p)}
-					w.iov[n].SetLen(len(p))
+					iov[n] = unix.Iovec{Base: unsafe.SliceData(p)}
+					iov[n].SetLen(len(p))
 					n++
 				}
 			}
-			r, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(n))
-			w.iov = [3]unix.Iovec{} // keep no pointers into the frame
+			r, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
 		}
-		if errno == syscall.EINTR {
-			continue
+		if errno != syscall.EINTR {
+			return int(r), errno
 		}
-		w.n, w.err = int(r), nil
-		if errno != 0 {
-			w.n, w.err = 0, errno
-		}
-		return true
 	}
 }
 
 func newOutbox(conn net.Conn, limits *outboxLimits, onClose func(slow bool)) *outbox {
-	o := &outbox{conn: conn, limits: limits, onClose: onClose}
+	o := &outbox{conn: conn, fd: -1, limits: limits, onClose: onClose}
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			o.raw = raw
+			_ = raw.Control(func(fd uintptr) { o.fd = int(fd) })
 		}
 	}
 	return o
@@ -113,29 +101,17 @@ func (o *outbox) tryWrite(fr frame) (int, error) {
 	if o.write != nil {
 		return o.write(fr)
 	}
-	if o.raw == nil {
+	if o.fd < 0 {
 		return 0, errWouldBlock
 	}
-	w, _ := o.limits.writers.Get().(*rawWriter)
-	if w == nil {
-		w = &rawWriter{}
-		w.fn = w.write
-	}
-	w.fr = fr
-	err := o.raw.Write(w.fn)
-	n, werr := w.n, w.err
-	*w = rawWriter{fn: w.fn} // drop the references to the frame
-	o.limits.writers.Put(w)
-	if err != nil {
-		return 0, err
-	}
-	if werr == unix.EAGAIN {
+	n, errno := writeFrame(o.fd, fr)
+	switch errno {
+	case 0:
+		return n, nil
+	case syscall.EAGAIN:
 		return 0, errWouldBlock
 	}
-	if werr != nil {
-		return 0, werr
-	}
-	return n, nil
+	return 0, errno
 }
 
 // send queues b for the client; see sendFrame.
