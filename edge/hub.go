@@ -211,7 +211,7 @@ func (h *hub) listen(s *session) {
 	h.countLocked()
 }
 
-// unlisten undoes listen.
+// unlisten undoes listen; it does nothing for a session not listening.
 func (h *hub) unlisten(s *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -275,12 +275,10 @@ func (h *hub) unsubscribe(sub *subscription) {
 	t.live--
 	t.dead++
 	if t.live == 0 {
-		if t.ns != nil {
-			if err := t.ns.Unsubscribe(); err != nil {
-				h.logger.Debug("nats unsubscribe", "subject", t.subject, "err", err)
-			}
-			h.natsSub--
+		if err := t.ns.Unsubscribe(); err != nil {
+			h.logger.Debug("nats unsubscribe", "subject", t.subject, "err", err)
 		}
+		h.natsSub--
 		delete(h.topics, t.name)
 		h.byName.Delete(t.subject)
 		h.countLocked()

@@ -37,11 +37,10 @@ type session struct {
 	doneOnce  sync.Once
 
 	// onKill ends the session the way the transport does it for `kill`;
-	// onPing runs the WebSocket keep-alive; onClosed, when set, runs once
-	// the outbox has closed the socket (it must not block).
-	onKill   func()
-	onPing   func()
-	onClosed func()
+	// onPing runs the WebSocket keep-alive.
+	onKill func()
+	onPing func()
+	life   life
 
 	// filters caches the account's keyword filters for this connection
 	// (§11.5). Nil means not loaded; filtersGen counts invalidations, so a
@@ -49,13 +48,61 @@ type session struct {
 	filters    atomic.Pointer[keyword.Matcher]
 	filtersGen atomic.Uint64
 
-	mu        sync.Mutex
-	subs      []*subscription // guarded by mu
-	listening bool            // on the control channels; guarded by mu
+	mu   sync.Mutex
+	subs []*subscription // guarded by mu
 }
 
 func (e *Edge) newSession(id store.Identity, t transport) *session {
-	return &session{edge: e, id: id, transport: t, done: make(chan struct{})}
+	s := &session{edge: e, id: id, transport: t, done: make(chan struct{})}
+	s.life.busy = 1 // the handler setting the session up
+	return s
+}
+
+// life runs a session's teardown exactly once, when its outbox has closed
+// and nothing works on the session any more: the handler setting it up
+// counts as one piece of work until it calls leave, and so does each round
+// of WebSocket input. Teardown thus never races a subscribe in progress.
+type life struct {
+	mu       sync.Mutex
+	busy     int
+	over     bool   // the outbox has closed
+	teardown func() // set by the transport before the handler leaves
+}
+
+// enter starts a piece of work; false once the session is over.
+func (l *life) enter() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.over {
+		return false
+	}
+	l.busy++
+	return true
+}
+
+// leave ends a piece of work, tearing down if it was the last one after
+// the outbox closed.
+func (l *life) leave() {
+	l.mu.Lock()
+	l.busy--
+	last := l.over && l.busy == 0
+	l.mu.Unlock()
+	if last && l.teardown != nil {
+		l.teardown()
+	}
+}
+
+// closed records that the outbox has closed. It may run inside a fan-out,
+// a timer wheel or shutdown, so the teardown goes to a goroutine of its
+// own.
+func (l *life) closed() {
+	l.mu.Lock()
+	l.over = true
+	idle := l.busy == 0
+	l.mu.Unlock()
+	if idle && l.teardown != nil {
+		go l.teardown()
+	}
 }
 
 // attach binds the session to its socket.
@@ -67,9 +114,7 @@ func (s *session) closed(slow bool) {
 		s.edge.metrics.slowClients.WithLabelValues(s.transport.String()).Inc()
 	}
 	s.doneOnce.Do(func() { close(s.done) })
-	if s.onClosed != nil {
-		s.onClosed()
-	}
+	s.life.closed()
 }
 
 // send writes the frame of ev for one subscription. filtered is the JSON
@@ -130,12 +175,7 @@ func (s *session) subscribe(r *resolved, label string) ([]*subscription, error) 
 
 // listenSystem adds the two control channels every authenticated
 // connection listens on (§5.5).
-func (s *session) listenSystem() {
-	s.mu.Lock()
-	s.listening = true
-	s.mu.Unlock()
-	s.edge.hub.listen(s)
-}
+func (s *session) listenSystem() { s.edge.hub.listen(s) }
 
 // unsubscribe removes some subscriptions.
 func (s *session) unsubscribe(subs []*subscription) {
@@ -160,12 +200,8 @@ func (s *session) unsubscribeAll() {
 	s.mu.Lock()
 	subs := s.subs
 	s.subs = nil
-	listening := s.listening
-	s.listening = false
 	s.mu.Unlock()
-	if listening {
-		s.edge.hub.unlisten(s)
-	}
+	s.edge.hub.unlisten(s)
 	for _, x := range subs {
 		s.edge.hub.unsubscribe(x)
 	}

@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/spillway/spillway/edge/store"
@@ -71,34 +70,25 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 	s := e.newSession(id, transportSSE)
 	s.attach(newOutbox(conn, &e.limits, s.closed))
 	s.onKill = func() { s.out.finish(sseTerminator) }
-	// The session ends when the client leaves (watcher) or the outbox
-	// closes the socket (kill, slow client, shutdown), whichever is first;
-	// end runs on a goroutine of its own because either may fire inside a
-	// lock (a fan-out, the heartbeat wheel, shutdown).
+	// The session ends when the outbox closes the socket: because the
+	// client left (the watcher ends the outbox), or on kill, a slow
+	// client or shutdown.
 	var (
-		armed  = make(chan struct{}) // closed once slot and forget are set
-		once   sync.Once
 		slot   int
 		forget func()
 	)
-	end := func() {
-		<-armed
-		once.Do(func() {
-			s.out.end()
-			if forget != nil {
-				forget()
-			}
-			e.sseBeats.remove(s, slot)
-			s.unsubscribeAll()
-			e.metrics.connectedClients.WithLabelValues("eventsource").Dec()
-			e.metrics.connectedChannels.WithLabelValues("eventsource", res.stream).Dec()
-			e.metrics.connectedChannels.WithLabelValues("eventsource", "system").Sub(2)
-			e.conns.Add(-1)
-			e.untrack(s)
-		})
+	s.life.teardown = func() {
+		if forget != nil {
+			forget()
+		}
+		e.sseBeats.remove(s, slot)
+		s.unsubscribeAll()
+		e.metrics.connectedClients.WithLabelValues("eventsource").Dec()
+		e.metrics.connectedChannels.WithLabelValues("eventsource", res.stream).Dec()
+		e.metrics.connectedChannels.WithLabelValues("eventsource", "system").Sub(2)
+		e.conns.Add(-1)
+		e.untrack(s)
 	}
-	goEnd := func() { go end() }
-	s.onClosed = goEnd
 	if !e.track(s) {
 		e.conns.Add(-1)
 		_ = conn.Close()
@@ -116,12 +106,12 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 	e.metrics.connectedChannels.WithLabelValues("eventsource", res.stream).Inc()
 	slot = e.sseBeats.add(s)
 	var ok bool
-	if forget, ok = e.watch.watchClose(conn, goEnd); !ok {
+	if forget, ok = e.watch.watchClose(conn, s.out.end); !ok {
 		// Not watchable: end now rather than hold a client nobody
 		// would notice leaving.
 		s.out.abort()
 	}
-	close(armed)
+	s.life.leave()
 }
 
 // admit counts a new streaming connection against MaxConnections.

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -187,8 +186,8 @@ func rawResponse(w http.ResponseWriter, status int, headers, body string) {
 //
 // No goroutine waits on an idle client: the edge's watcher starts a round
 // of reading (consume) when input arrives, and the round ends when the
-// socket is drained. The session's teardown runs once the outbox has
-// closed and no round is running, so it never races a subscribe.
+// socket is drained. Each round is work in the session's life, so teardown
+// waits for it.
 type wsSession struct {
 	*session
 	alive atomic.Bool
@@ -196,12 +195,8 @@ type wsSession struct {
 	// streams maps a subscription key to its subscriptions and stream
 	// name; touched by one round at a time, then by teardown.
 	streams map[string]wsStream
-	slot    int // in the ping wheel
-
-	life   sync.Mutex
-	rounds int    // rounds running; the handler counts as one until it returns
-	over   bool   // the outbox has closed
-	forget func() // drops the socket from the watcher
+	slot    int    // in the ping wheel
+	forget  func() // drops the socket from the watcher
 }
 
 type wsStream struct {
@@ -214,12 +209,12 @@ func (e *Edge) startWS(c *websocket.Conn, id store.Identity, q query) {
 	// writes and wsReader reads.
 	conn := c.NetConn()
 	_ = conn.SetDeadline(time.Time{})
-	s := &wsSession{session: e.newSession(id, transportWS), streams: make(map[string]wsStream), rounds: 1}
+	s := &wsSession{session: e.newSession(id, transportWS), streams: make(map[string]wsStream)}
 	s.in.limit = e.cfg.MaxMessageSize
 	s.attach(newOutbox(conn, &e.limits, s.closed))
 	s.onKill = func() { s.out.finish(wsCloseKill) }
 	s.onPing = s.ping
-	s.onClosed = s.outboxClosed
+	s.life.teardown = s.teardown
 	s.alive.Store(true)
 	if !e.track(s.session) {
 		e.conns.Add(-1)
@@ -233,27 +228,20 @@ func (e *Edge) startWS(c *websocket.Conn, id store.Identity, q query) {
 	if stream, ok := q.first("stream"); ok && stream != "" {
 		s.subscribe(stream, queryParam(q, "tag"), queryParam(q, "list"))
 	}
-	forget, ok := e.watch.serveInput(conn, s.consume, s.out.end)
-	s.life.Lock()
-	s.forget = forget
-	s.life.Unlock()
-	if !ok {
+	var ok bool
+	if s.forget, ok = e.watch.serveInput(conn, s.consume, s.out.end); !ok {
 		s.out.abort()
 	}
-	s.leave()
+	s.life.leave()
 }
 
 // consume is one round of reading: it handles what the socket holds and
 // reports whether to wait for more.
 func (s *wsSession) consume(read func([]byte) (int, error)) bool {
-	s.life.Lock()
-	if s.over {
-		s.life.Unlock()
+	if !s.life.enter() {
 		return false
 	}
-	s.rounds++
-	s.life.Unlock()
-	defer s.leave()
+	defer s.life.leave()
 	var buf [1024]byte
 	for {
 		n, err := read(buf[:])
@@ -271,30 +259,6 @@ func (s *wsSession) consume(read func([]byte) (int, error)) bool {
 			s.out.end()
 			return false
 		}
-	}
-}
-
-// leave ends a round, and tears the session down if it was the last one
-// after the outbox closed.
-func (s *wsSession) leave() {
-	s.life.Lock()
-	s.rounds--
-	last := s.over && s.rounds == 0
-	s.life.Unlock()
-	if last {
-		s.teardown()
-	}
-}
-
-// outboxClosed runs when the outbox has closed the socket, maybe inside a
-// fan-out or the ping wheel: it must not block.
-func (s *wsSession) outboxClosed() {
-	s.life.Lock()
-	s.over = true
-	idle := s.rounds == 0
-	s.life.Unlock()
-	if idle {
-		go s.teardown()
 	}
 }
 
