@@ -13,7 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/spillway/spillway/shared/launch"
+	"github.com/spillway/spillway/cmd/internal/launch"
 )
 
 func main() {
