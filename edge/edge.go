@@ -156,15 +156,16 @@ type Edge struct {
 	limits         outboxLimits
 	metricsHandler http.Handler
 
-	sseBeats *wheel
-	wsPings  *wheel
-	watch    *watcher // waits for input on idle client sockets
+	// keepAlive holds, per transport, the wheel that runs each session's
+	// keep-alive: SSE heartbeats, WebSocket pings.
+	keepAlive [2]*wheel
+	watch     *watcher // waits for input on idle client sockets
 	// wsWritePool is handed to gorilla so that its handshake allocates no
 	// write buffer; gorilla never writes after the handshake.
 	wsWritePool sync.Pool
 
 	draining atomic.Bool
-	conns    atomic.Int64 // open client connections
+	conns    atomic.Int64 // admitted client connections
 
 	// sessions tracks live sessions for shutdown; guarded by mu.
 	mu       sync.Mutex
@@ -201,8 +202,9 @@ func New(cfg Config) (*Edge, error) {
 	e.hub.onKill = e.tokens.evict
 	e.filter = newFilterer(cfg.Store, cfg.Dispatchers, cfg.FilterQueue, cfg.QueryTimeout, e.logger, e.metrics)
 	e.hub.filter = e.filter
-	e.sseBeats = newWheel(cfg.SSEHeartbeat, 15, func(s *session) { s.out.send(sseThump) })
-	e.wsPings = newWheel(cfg.PingInterval, 30, func(s *session) { s.ping() })
+	keepAlive := func(s *session) { s.ops.keepAlive() }
+	e.keepAlive[transportSSE] = newWheel(cfg.SSEHeartbeat, 15, keepAlive)
+	e.keepAlive[transportWS] = newWheel(cfg.PingInterval, 30, keepAlive)
 	return e, nil
 }
 
@@ -232,9 +234,10 @@ func (e *Edge) Run(ctx context.Context) error {
 	wg.Go(func() { e.hub.run(bg) })
 	wg.Go(func() { e.filter.run(bg) })
 	wg.Go(func() { e.hub.refreshInterest(bg, e.cfg.InterestInterval) })
-	wg.Go(func() { e.sseBeats.run(bg) })
+	for _, w := range e.keepAlive {
+		wg.Go(func() { w.run(bg) })
+	}
 	wg.Go(func() { e.watch.run(bg) })
-	wg.Go(func() { e.wsPings.run(bg) })
 	wg.Go(func() { e.tokens.sweep(bg) })
 
 	serveErr := make(chan error, 1)
@@ -285,7 +288,7 @@ func (e *Edge) closeSessions(window time.Duration) {
 	}
 	step := window / time.Duration(len(all))
 	for _, s := range all {
-		s.goingAway()
+		s.ops.goingAway()
 		if step > 0 {
 			time.Sleep(step)
 		}

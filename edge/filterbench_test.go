@@ -111,7 +111,7 @@ func benchPublicFiltering(b *testing.B, clients int) {
 		if apiErr != nil {
 			b.Fatal(apiErr)
 		}
-		if _, err := s.subscribe(r, r.label); err != nil {
+		if _, err := s.subscribe(r); err != nil {
 			b.Fatal(err)
 		}
 	}

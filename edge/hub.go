@@ -401,7 +401,7 @@ func (h *hub) dispatchControl(m *nats.Msg) {
 	for _, s := range sessions {
 		switch event {
 		case "kill":
-			s.kill()
+			s.ops.kill()
 		case "filters_changed":
 			s.filtersChanged()
 		}

@@ -170,11 +170,22 @@ func (o *outbox) hold() {
 	o.mu.Unlock()
 }
 
-// release writes head, then whatever was queued while held.
+// release writes head (which may be empty), then whatever was queued
+// while held.
 func (o *outbox) release(head []byte) {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
+		return
+	}
+	if len(head) == 0 {
+		if len(o.pending) == 0 && !o.closing {
+			o.flushing = false
+			o.mu.Unlock()
+			return
+		}
+		o.mu.Unlock()
+		go o.flush()
 		return
 	}
 	if len(o.pending) == 0 {

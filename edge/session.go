@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,37 +27,131 @@ func (t transport) String() string {
 	return "eventsource"
 }
 
+// transportOps is what SSE and WebSocket each supply to the one session
+// lifecycle; admission, counting, system channels, keep-alive scheduling,
+// subscriptions and teardown are common (this file).
+type transportOps interface {
+	// kill ends the session as Mastodon does on `kill`.
+	kill()
+	// goingAway ends the session for shutdown.
+	goingAway()
+	// keepAlive runs once per keep-alive period: the SSE heartbeat, the
+	// WebSocket ping.
+	keepAlive()
+	// release drops what the transport holds of its own (its socket watch).
+	// It runs once, first in the session's teardown.
+	release()
+}
+
 // session is one client connection, SSE or WebSocket. The hub and the
-// filterer talk to it only through send, kill and filtersChanged; the
-// transport (sse.go, ws.go) owns its lifetime.
+// filterer talk to it through its outbox and ops; its life (open to
+// teardown) is the same for both transports.
 type session struct {
 	edge      *Edge
 	id        store.Identity
 	transport transport
 	out       *outbox
-	done      chan struct{} // closed when the outbox closes
-	doneOnce  sync.Once
+	ops       transportOps
+	adm       admission
+	life      life
+	beat      int // slot in the transport's keep-alive wheel
 
-	// onKill ends the session the way the transport does it for `kill`;
-	// onPing runs the WebSocket keep-alive.
-	onKill func()
-	onPing func()
-	life   life
-
-	// filters caches the account's keyword filters for this connection
-	// (§11.5). Nil means not loaded; filtersGen counts invalidations, so a
-	// load that raced with filters_changed is not stored.
+	// filters caches the account's keyword filters for this connection.
+	// Nil means not loaded; filtersGen counts invalidations, so a load
+	// that raced with filters_changed is not stored.
 	filters    atomic.Pointer[keyword.Matcher]
 	filtersGen atomic.Uint64
 
-	mu   sync.Mutex
-	subs []*subscription // guarded by mu
+	mu      sync.Mutex
+	streams []stream // guarded by mu
+}
+
+// stream is one subscribed stream of a session: what Mastodon calls a
+// subscription, on one or more channels.
+type stream struct {
+	key  string // channel names joined by ';', Mastodon's de-duplication key
+	name string // canonical stream name, the connected_channels label
+	subs []*subscription
 }
 
 func (e *Edge) newSession(id store.Identity, t transport) *session {
-	s := &session{edge: e, id: id, transport: t, done: make(chan struct{})}
+	s := &session{edge: e, id: id, transport: t}
 	s.life.busy = 1 // the handler setting the session up
 	return s
+}
+
+// admission is a client connection counted against the edge's limits
+// before its socket is taken over. A session carries it and gives it back
+// at teardown; a connection that goes no further than admission gives it
+// back itself with release.
+type admission struct {
+	edge *Edge
+}
+
+// admit counts a new streaming connection, refusing it while the edge is
+// draining or beyond MaxConnections.
+func (e *Edge) admit() (admission, *apiError) {
+	if e.draining.Load() {
+		return admission{}, errDraining
+	}
+	n := e.conns.Add(1)
+	if e.cfg.MaxConnections > 0 && n > int64(e.cfg.MaxConnections) {
+		e.conns.Add(-1)
+		return admission{}, errTooMany
+	}
+	return admission{edge: e}, nil
+}
+
+// release gives the admission back.
+func (a admission) release() {
+	if a.edge != nil {
+		a.edge.conns.Add(-1)
+	}
+}
+
+// open starts the common part of a session's life on conn: its outbox,
+// shutdown tracking, Mastodon's gauges, the system channels and the
+// transport's keep-alive. The outbox holds every frame until the transport
+// calls start with its response head, so nothing reaches the client before
+// the head. It reports false, with conn closed and a released, when the
+// edge began draining meanwhile.
+func (e *Edge) open(s *session, a admission, conn net.Conn, ops transportOps) bool {
+	s.adm, s.ops = a, ops
+	s.out = newOutbox(conn, &e.limits, s.closed)
+	s.life.teardown = s.teardown
+	if !e.track(s) {
+		a.release()
+		_ = conn.Close()
+		return false
+	}
+	s.out.hold()
+	e.metrics.connectedClients.WithLabelValues(s.transport.String()).Inc()
+	e.metrics.connectedChannels.WithLabelValues(s.transport.String(), "system").Add(2)
+	e.hub.listen(s)
+	s.beat = e.keepAlive[s.transport].add(s)
+	return true
+}
+
+// start ends the transport's set-up: head (if any) is written, then what
+// was queued meanwhile, and the set-up's piece of work in the session's
+// life is over.
+func (s *session) start(head []byte) {
+	s.out.release(head)
+	s.life.leave()
+}
+
+// teardown undoes open, once, after the outbox has closed and the last
+// piece of work on the session has ended.
+func (s *session) teardown() {
+	e := s.edge
+	s.ops.release()
+	e.keepAlive[s.transport].remove(s, s.beat)
+	s.unsubscribeAll()
+	e.hub.unlisten(s)
+	e.metrics.connectedChannels.WithLabelValues(s.transport.String(), "system").Sub(2)
+	e.metrics.connectedClients.WithLabelValues(s.transport.String()).Dec()
+	s.adm.release()
+	e.untrack(s)
 }
 
 // life runs a session's teardown exactly once, when its outbox has closed
@@ -66,7 +162,7 @@ type life struct {
 	mu       sync.Mutex
 	busy     int
 	over     bool   // the outbox has closed
-	teardown func() // set by the transport before the handler leaves
+	teardown func() // set by open
 }
 
 // enter starts a piece of work; false once the session is over.
@@ -105,7 +201,8 @@ func (l *life) closed() {
 	}
 }
 
-// attach binds the session to its socket.
+// attach binds the session to an outbox without the rest of open
+// (benchmarks and tests that drive sessions without sockets).
 func (s *session) attach(o *outbox) { s.out = o }
 
 // closed is called by the outbox exactly once.
@@ -113,7 +210,6 @@ func (s *session) closed(slow bool) {
 	if slow {
 		s.edge.metrics.slowClients.WithLabelValues(s.transport.String()).Inc()
 	}
-	s.doneOnce.Do(func() { close(s.done) })
 	s.life.closed()
 }
 
@@ -126,28 +222,30 @@ func (s *session) send(ev *event, label string, filtered []byte) bool {
 	return s.out.sendFrame(ev.sseFrame(filtered))
 }
 
-func (s *session) kill() {
-	if s.onKill != nil {
-		s.onKill()
-	}
-}
-
-func (s *session) ping() {
-	if s.onPing != nil {
-		s.onPing()
-	}
-}
-
 func (s *session) filtersChanged() {
 	s.filtersGen.Add(1)
 	s.filters.Store(nil)
 }
 
-// subscribe adds a stream subscription on every channel of r. When that
+// subscribe adds the stream r resolves to, on every channel of r, unless
+// the session already has a stream with the same key (Mastodon ignores
+// such a subscribe, so frames keep the first stream label). When that
 // created a NATS subscription, it waits for the server to acknowledge it
 // (one round trip), so events published once the client is told it is
 // subscribed are not missed.
-func (s *session) subscribe(r *resolved, label string) ([]*subscription, error) {
+func (s *session) subscribe(r *resolved) (added bool, err error) {
+	s.mu.Lock()
+	for _, st := range s.streams {
+		if st.key == r.key {
+			s.mu.Unlock()
+			return false, nil
+		}
+	}
+	s.mu.Unlock()
+	label := ""
+	if s.transport == transportWS {
+		label = r.label
+	}
 	subs := make([]*subscription, 0, len(r.channels))
 	fresh := false
 	for _, name := range r.channels {
@@ -157,7 +255,7 @@ func (s *session) subscribe(r *resolved, label string) ([]*subscription, error) 
 			for _, x := range subs {
 				s.edge.hub.unsubscribe(x)
 			}
-			return nil, err
+			return false, err
 		}
 		fresh = fresh || created
 		subs = append(subs, sub)
@@ -168,43 +266,47 @@ func (s *session) subscribe(r *resolved, label string) ([]*subscription, error) 
 		}
 	}
 	s.mu.Lock()
-	s.subs = append(s.subs, subs...)
+	s.streams = append(s.streams, stream{key: r.key, name: r.stream, subs: subs})
 	s.mu.Unlock()
-	return subs, nil
+	s.edge.metrics.connectedChannels.WithLabelValues(s.transport.String(), r.stream).Inc()
+	return true, nil
 }
 
-// listenSystem adds the two control channels every authenticated
-// connection listens on (§5.5).
-func (s *session) listenSystem() { s.edge.hub.listen(s) }
-
-// unsubscribe removes some subscriptions.
-func (s *session) unsubscribe(subs []*subscription) {
-	for _, x := range subs {
-		s.edge.hub.unsubscribe(x)
-	}
+// unsubscribe removes the stream with key; it does nothing when there is
+// none.
+func (s *session) unsubscribe(key string) {
 	s.mu.Lock()
-	kept := s.subs[:0]
-	for _, x := range s.subs {
-		if !x.dead.Load() {
-			kept = append(kept, x)
+	var st stream
+	found := false
+	for i, x := range s.streams {
+		if x.key == key {
+			st, found = x, true
+			s.streams = slices.Delete(s.streams, i, i+1)
+			break
 		}
 	}
-	clear(s.subs[len(kept):])
-	s.subs = kept
 	s.mu.Unlock()
+	if found {
+		s.drop(st)
+	}
 }
 
-// unsubscribeAll removes every subscription; called once when the
-// connection ends.
+// unsubscribeAll removes every stream; teardown calls it once.
 func (s *session) unsubscribeAll() {
 	s.mu.Lock()
-	subs := s.subs
-	s.subs = nil
+	all := s.streams
+	s.streams = nil
 	s.mu.Unlock()
-	s.edge.hub.unlisten(s)
-	for _, x := range subs {
+	for _, st := range all {
+		s.drop(st)
+	}
+}
+
+func (s *session) drop(st stream) {
+	for _, x := range st.subs {
 		s.edge.hub.unsubscribe(x)
 	}
+	s.edge.metrics.connectedChannels.WithLabelValues(s.transport.String(), st.name).Dec()
 }
 
 // parseReceived reads bus.HeaderReceived.

@@ -14,23 +14,15 @@ var (
 	sseTerminator = []byte("0\r\n\r\n")
 )
 
-// serveSSE runs the checks that follow authentication (§6), then takes the
+// serveSSE runs the checks that follow authentication, then takes the
 // socket over from net/http: the response head and every chunk are written
-// by the session's outbox, and the handler goroutine returns at once. What
-// stays per idle client is one goroutine parked in read(2) to notice the
-// client leaving, with a tiny buffer.
+// by the session's outbox, and the handler goroutine returns at once. No
+// goroutine waits on an idle client: the edge's watcher notices it leaving.
 func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id store.Identity, stream string, q query) {
 	if !allows(id, stream) {
 		writeError(w, errScopes)
 		return
 	}
-	e.metrics.connectedChannels.WithLabelValues("eventsource", "system").Add(2)
-	systemCounted := true
-	defer func() {
-		if systemCounted {
-			e.metrics.connectedChannels.WithLabelValues("eventsource", "system").Sub(2)
-		}
-	}()
 	switch stream {
 	case "public", "public:local", "public:remote":
 		if v, ok := q["only_media"]; ok && onlyMedia(v) {
@@ -51,77 +43,54 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if e.draining.Load() {
-		writeError(w, errDraining)
-		return
-	}
-	if !e.admit() {
-		writeError(w, errTooMany)
+	adm, aerr := e.admit()
+	if aerr != nil {
+		writeError(w, aerr)
 		return
 	}
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		e.conns.Add(-1)
+		adm.release()
 		e.logger.Error("sse hijack", "err", err)
 		writeError(w, errUnexpected)
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
-	s := e.newSession(id, transportSSE)
-	s.attach(newOutbox(conn, &e.limits, s.closed))
-	s.onKill = func() { s.out.finish(sseTerminator) }
-	// The session ends when the outbox closes the socket: because the
-	// client left (the watcher ends the outbox), or on kill, a slow
-	// client or shutdown.
-	var (
-		slot   int
-		forget func()
-	)
-	s.life.teardown = func() {
-		if forget != nil {
-			forget()
-		}
-		e.sseBeats.remove(s, slot)
-		s.unsubscribeAll()
-		e.metrics.connectedClients.WithLabelValues("eventsource").Dec()
-		e.metrics.connectedChannels.WithLabelValues("eventsource", res.stream).Dec()
-		e.metrics.connectedChannels.WithLabelValues("eventsource", "system").Sub(2)
-		e.conns.Add(-1)
-		e.untrack(s)
-	}
-	if !e.track(s) {
-		e.conns.Add(-1)
-		_ = conn.Close()
+	s := &sseSession{session: e.newSession(id, transportSSE)}
+	if !e.open(s.session, adm, conn, s) {
 		return
 	}
-	systemCounted = false
-	s.out.hold()
-	s.listenSystem()
-	if _, err := s.subscribe(res, ""); err != nil {
+	if _, err := s.subscribe(res); err != nil {
 		e.logger.Error("sse subscribe", "err", err)
 		s.out.abort()
 	}
-	s.out.release(sseHead(reqID, r.Close))
-	e.metrics.connectedClients.WithLabelValues("eventsource").Inc()
-	e.metrics.connectedChannels.WithLabelValues("eventsource", res.stream).Inc()
-	slot = e.sseBeats.add(s)
+	// The session ends when the outbox closes the socket: because the
+	// client left (the watcher ends the outbox), or on kill, a slow
+	// client or shutdown.
 	var ok bool
-	if forget, ok = e.watch.watchClose(conn, s.out.end); !ok {
+	if s.forget, ok = e.watch.watchClose(conn, s.out.end); !ok {
 		// Not watchable: end now rather than hold a client nobody
 		// would notice leaving.
 		s.out.abort()
 	}
-	s.life.leave()
+	s.start(sseHead(reqID, r.Close))
 }
 
-// admit counts a new streaming connection against MaxConnections.
-func (e *Edge) admit() bool {
-	n := e.conns.Add(1)
-	if e.cfg.MaxConnections > 0 && n > int64(e.cfg.MaxConnections) {
-		e.conns.Add(-1)
-		return false
+// sseSession is the SSE side of a session.
+type sseSession struct {
+	*session
+	forget func() // drops the socket from the watcher
+}
+
+// kill and goingAway complete the response, as Mastodon ends it on kill.
+func (s *sseSession) kill()      { s.out.finish(sseTerminator) }
+func (s *sseSession) goingAway() { s.out.finish(sseTerminator) }
+func (s *sseSession) keepAlive() { s.out.send(sseThump) }
+
+func (s *sseSession) release() {
+	if s.forget != nil {
+		s.forget()
 	}
-	return true
 }
 
 // sseHead is the response head Mastodon sends, in Node's header order,
@@ -152,14 +121,4 @@ func onlyMedia(vals []string) bool {
 		return false
 	}
 	return true
-}
-
-// goingAway ends a session for shutdown: the SSE response is completed, a
-// WebSocket gets close 1001.
-func (s *session) goingAway() {
-	if s.transport == transportWS {
-		s.out.finish(wsCloseGoingAway)
-		return
-	}
-	s.out.finish(sseTerminator)
 }

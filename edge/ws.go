@@ -51,13 +51,9 @@ func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string
 		rawResponse(w, herr.status, "Connection: close\r\nContent-Type: text/html\r\nContent-Length: "+strconv.Itoa(len(herr.msg))+"\r\n"+extra, herr.msg)
 		return
 	}
-	if !e.admit() {
-		refuseUpgrade(w, reqID, errTooMany)
-		return
-	}
-	if e.draining.Load() {
-		e.conns.Add(-1)
-		refuseUpgrade(w, reqID, errDraining)
+	adm, aerr := e.admit()
+	if aerr != nil {
+		refuseUpgrade(w, reqID, aerr)
 		return
 	}
 	respHeader := http.Header{"X-Request-Id": {reqID}}
@@ -68,11 +64,11 @@ func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string
 	r.Header.Set("Sec-Websocket-Version", "13")
 	c, err := e.upgrader().Upgrade(w, r, respHeader)
 	if err != nil {
-		e.conns.Add(-1)
+		adm.release()
 		e.logger.Debug("websocket upgrade failed", "err", err)
 		return
 	}
-	e.startWS(c, id, q)
+	e.startWS(c, adm, id, q)
 }
 
 // upgrader is built per call because it is cheap and keeps Edge free of
@@ -181,8 +177,8 @@ func rawResponse(w http.ResponseWriter, status int, headers, body string) {
 	_ = brw.Flush()
 }
 
-// wsSession is the WebSocket side of a session: the subscriptions made by
-// subscribe messages, keyed as Mastodon keys them, and the client's input.
+// wsSession is the WebSocket side of a session: the client's input and
+// the keep-alive state.
 //
 // No goroutine waits on an idle client: the edge's watcher starts a round
 // of reading (consume) when input arrives, and the round ends when the
@@ -190,49 +186,30 @@ func rawResponse(w http.ResponseWriter, status int, headers, body string) {
 // waits for it.
 type wsSession struct {
 	*session
-	alive atomic.Bool
-	in    wsReader
-	// streams maps a subscription key to its subscriptions and stream
-	// name; touched by one round at a time, then by teardown.
-	streams map[string]wsStream
-	slot    int    // in the ping wheel
-	forget  func() // drops the socket from the watcher
+	alive  atomic.Bool
+	in     wsReader
+	forget func() // drops the socket from the watcher
 }
 
-type wsStream struct {
-	name string
-	subs []*subscription
-}
-
-func (e *Edge) startWS(c *websocket.Conn, id store.Identity, q query) {
+func (e *Edge) startWS(c *websocket.Conn, adm admission, id store.Identity, q query) {
 	// gorilla's Conn is dropped here: it did the handshake, the outbox
 	// writes and wsReader reads.
 	conn := c.NetConn()
 	_ = conn.SetDeadline(time.Time{})
-	s := &wsSession{session: e.newSession(id, transportWS), streams: make(map[string]wsStream)}
+	s := &wsSession{session: e.newSession(id, transportWS)}
 	s.in.limit = e.cfg.MaxMessageSize
-	s.attach(newOutbox(conn, &e.limits, s.closed))
-	s.onKill = func() { s.out.finish(wsCloseKill) }
-	s.onPing = s.ping
-	s.life.teardown = s.teardown
 	s.alive.Store(true)
-	if !e.track(s.session) {
-		e.conns.Add(-1)
-		_ = conn.Close()
+	if !e.open(s.session, adm, conn, s) {
 		return
 	}
-	e.metrics.connectedClients.WithLabelValues("websocket").Inc()
-	e.metrics.connectedChannels.WithLabelValues("websocket", "system").Add(2)
-	s.listenSystem()
-	s.slot = e.wsPings.add(s.session)
 	if stream, ok := q.first("stream"); ok && stream != "" {
-		s.subscribe(stream, queryParam(q, "tag"), queryParam(q, "list"))
+		s.subscribeStream(stream, queryParam(q, "tag"), queryParam(q, "list"))
 	}
 	var ok bool
 	if s.forget, ok = e.watch.serveInput(conn, s.consume, s.out.end); !ok {
 		s.out.abort()
 	}
-	s.life.leave()
+	s.start(nil) // gorilla wrote the response head
 }
 
 // consume is one round of reading: it handles what the socket holds and
@@ -262,22 +239,25 @@ func (s *wsSession) consume(read func([]byte) (int, error)) bool {
 	}
 }
 
-// teardown runs exactly once, after the socket has closed and the last
-// round has ended.
-func (s *wsSession) teardown() {
-	e := s.edge
+// kill closes without a status code, as Mastodon does (clients report
+// 1005); goingAway closes with 1001.
+func (s *wsSession) kill()      { s.out.finish(wsCloseKill) }
+func (s *wsSession) goingAway() { s.out.finish(wsCloseGoingAway) }
+
+// keepAlive is Mastodon's ping: a client that did not answer the previous
+// ping is cut without a close frame.
+func (s *wsSession) keepAlive() {
+	if !s.alive.Swap(false) {
+		s.out.abort()
+		return
+	}
+	s.out.send(wsPing)
+}
+
+func (s *wsSession) release() {
 	if s.forget != nil {
 		s.forget()
 	}
-	e.wsPings.remove(s.session, s.slot)
-	for _, st := range s.streams {
-		e.metrics.connectedChannels.WithLabelValues("websocket", st.name).Dec()
-	}
-	s.unsubscribeAll()
-	e.metrics.connectedChannels.WithLabelValues("websocket", "system").Sub(2)
-	e.metrics.connectedClients.WithLabelValues("websocket").Dec()
-	e.conns.Add(-1)
-	e.untrack(s.session)
 }
 
 // gotMessage, gotPing, gotPong and gotClose make wsSession the wsHandler
@@ -312,9 +292,9 @@ func (s *wsSession) handleMessage(data []byte) {
 		return
 	}
 	if m.subscribe {
-		s.subscribe(m.stream, m.tag, m.list)
+		s.subscribeStream(m.stream, m.tag, m.list)
 	} else {
-		s.unsubscribe(m.stream, m.tag, m.list)
+		s.unsubscribeStream(m.stream, m.tag, m.list)
 	}
 }
 
@@ -345,7 +325,9 @@ func classifyMessage(data []byte) (clientMessage, bool) {
 	return clientMessage{subscribe: typ == "subscribe", stream: name, tag: v.Get("tag"), list: v.Get("list")}, true
 }
 
-func (s *wsSession) subscribe(stream string, tag, list *jsjson.Value) {
+// subscribeStream handles a subscribe request: scope, then resolution,
+// then the subscription; failures are error frames.
+func (s *wsSession) subscribeStream(stream string, tag, list *jsjson.Value) {
 	if !allows(s.id, stream) {
 		s.sendError(errScopes)
 		return
@@ -357,20 +339,15 @@ func (s *wsSession) subscribe(stream string, tag, list *jsjson.Value) {
 		s.sendError(aerr)
 		return
 	}
-	if _, dup := s.streams[r.key]; dup {
-		return
-	}
-	subs, err := s.session.subscribe(r, r.label)
-	if err != nil {
+	if _, err := s.subscribe(r); err != nil {
 		s.edge.logger.Error("websocket subscribe", "err", err)
 		s.sendError(errUnexpected)
-		return
 	}
-	s.streams[r.key] = wsStream{name: r.stream, subs: subs}
-	s.edge.metrics.connectedChannels.WithLabelValues("websocket", r.stream).Inc()
 }
 
-func (s *wsSession) unsubscribe(stream string, tag, list *jsjson.Value) {
+// unsubscribeStream handles an unsubscribe request: resolved again (no
+// scope check), and silent when nothing matches.
+func (s *wsSession) unsubscribeStream(stream string, tag, list *jsjson.Value) {
 	ctx, cancel := s.edge.queryContext()
 	defer cancel()
 	r, aerr := s.edge.resolve(ctx, s.id, stream, tag, list)
@@ -378,27 +355,11 @@ func (s *wsSession) unsubscribe(stream string, tag, list *jsjson.Value) {
 		s.out.send(wsUnsubscribeErr)
 		return
 	}
-	st, ok := s.streams[r.key]
-	if !ok {
-		return
-	}
-	delete(s.streams, r.key)
-	s.session.unsubscribe(st.subs)
-	s.edge.metrics.connectedChannels.WithLabelValues("websocket", st.name).Dec()
+	s.unsubscribe(r.key)
 }
 
 // sendError sends {"error":"…","status":N}.
 func (s *wsSession) sendError(e *apiError) {
 	msg := `{"error":` + strconv.Quote(e.msg) + `,"status":` + strconv.Itoa(e.status) + `}`
 	s.out.send(wsFrameBytes(opText, []byte(msg)))
-}
-
-// ping implements Mastodon's keep-alive (§8.2 item 8): a client that did not
-// answer the previous ping is cut without a close frame.
-func (s *wsSession) ping() {
-	if !s.alive.Swap(false) {
-		s.out.abort()
-		return
-	}
-	s.out.send(wsPing)
 }
