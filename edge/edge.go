@@ -260,11 +260,15 @@ func (e *Edge) Run(ctx context.Context) error {
 	defer cancel()
 	// Shutdown stops accepting and waits for plain requests; streams are
 	// hijacked, so they are closed here, spread over the grace period.
-	go e.closeSessions(e.cfg.ShutdownGrace)
+	sessionsGone := make(chan struct{})
+	var closer sync.WaitGroup
+	closer.Go(func() { e.closeSessions(e.cfg.ShutdownGrace, sessionsGone) })
 	if serr := srv.Shutdown(shutCtx); serr != nil && err == nil {
 		err = fmt.Errorf("edge: shutdown: %w", serr)
 	}
 	e.waitSessions(shutCtx)
+	close(sessionsGone)
+	closer.Wait()
 	stopBG()
 	wg.Wait()
 	if err == nil {
@@ -275,8 +279,9 @@ func (e *Edge) Run(ctx context.Context) error {
 	return err
 }
 
-// closeSessions ends every session, spreading the closes over window.
-func (e *Edge) closeSessions(window time.Duration) {
+// closeSessions ends every session, spreading the closes over window. It
+// returns early once stop is closed (every session has ended).
+func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}) {
 	e.mu.Lock()
 	all := make([]*session, 0, len(e.sessions))
 	for s := range e.sessions {
@@ -287,10 +292,22 @@ func (e *Edge) closeSessions(window time.Duration) {
 		return
 	}
 	step := window / time.Duration(len(all))
+	var t *time.Timer
 	for _, s := range all {
 		s.ops.goingAway()
-		if step > 0 {
-			time.Sleep(step)
+		if step <= 0 {
+			continue
+		}
+		if t == nil {
+			t = time.NewTimer(step)
+			defer t.Stop()
+		} else {
+			t.Reset(step)
+		}
+		select {
+		case <-t.C:
+		case <-stop:
+			return
 		}
 	}
 }
