@@ -4,11 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"syscall"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // outbox owns every write to one client socket. Writes are attempted
@@ -23,7 +19,8 @@ import (
 type outbox struct {
 	conn net.Conn
 	// fd is conn's descriptor, or -1 when it has none (tests over
-	// net.Pipe). Direct writes use it without the runtime's descriptor
+	// net.Pipe) or direct writes are not built in (outbox_portable.go):
+	// then every frame goes through the flusher. Direct writes use it without the runtime's descriptor
 	// lock: only the outbox closes conn, and it marks itself closed under
 	// mu first, while direct writes happen under mu after checking that
 	// mark, so no write can meet a closed (or reused) descriptor.
@@ -49,46 +46,8 @@ type outboxLimits struct {
 	writeTimeout time.Duration
 }
 
-// writeFrame issues write(2), or writev(2) for a frame in parts, with
-// RawSyscall: the socket is non-blocking, so the call never waits, and the
-// runtime's syscall bookkeeping only hurts here. A loopback write of a few
-// KB spends 10–20 µs in the kernel, long enough for the runtime's monitor
-// to take the P away mid-call, hand it to another thread and switch back
-// afterwards: context switches on the edge's own core for every write.
-func writeFrame(fd int, fr frame) (int, syscall.Errno) {
-	for {
-		var (
-			r     uintptr
-			errno syscall.Errno
-		)
-		if len(fr.head) == 0 && len(fr.tail) == 0 {
-			r, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(fr.body))), uintptr(len(fr.body)))
-		} else {
-			var iov [3]unix.Iovec
-			n := 0
-			for _, p := range [3][]byte{fr.head, fr.body, fr.tail} {
-				if len(p) > 0 {
-					iov[n] = unix.Iovec{Base: unsafe.SliceData(p)}
-					iov[n].SetLen(len(p))
-					n++
-				}
-			}
-			r, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-		}
-		if errno != syscall.EINTR {
-			return int(r), errno
-		}
-	}
-}
-
 func newOutbox(conn net.Conn, limits *outboxLimits, onClose func(slow bool)) *outbox {
-	o := &outbox{conn: conn, fd: -1, limits: limits, onClose: onClose}
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			_ = raw.Control(func(fd uintptr) { o.fd = int(fd) })
-		}
-	}
-	return o
+	return &outbox{conn: conn, fd: directFD(conn), limits: limits, onClose: onClose}
 }
 
 // errWouldBlock reports that the socket buffer is full.
@@ -104,14 +63,7 @@ func (o *outbox) tryWrite(fr frame) (int, error) {
 	if o.fd < 0 {
 		return 0, errWouldBlock
 	}
-	n, errno := writeFrame(o.fd, fr)
-	switch errno {
-	case 0:
-		return n, nil
-	case syscall.EAGAIN:
-		return 0, errWouldBlock
-	}
-	return 0, errno
+	return writeDirect(o.fd, fr)
 }
 
 // send queues b for the client; see sendFrame.

@@ -274,7 +274,7 @@ func TestWSManySocketsShareSubscriptions(t *testing.T) {
 	h.waitChannels("websocket", "hashtag", n)
 	h.waitChannels("websocket", "public", n)
 	h.waitChannels("websocket", "public:local", n)
-	if runtime.GOOS == "linux" {
+	if idleWithoutGoroutine {
 		// Idle sockets are watched by epoll: no goroutine each.
 		testenv.Eventually(t, 5*time.Second, func() error {
 			if g := runtime.NumGoroutine(); g > base+20 {

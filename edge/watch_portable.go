@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux || spillway_portable
 
 package edge
 
@@ -7,6 +7,10 @@ import (
 	"log/slog"
 	"net"
 )
+
+// idleWithoutGoroutine reports whether an idle client costs no goroutine:
+// each watched connection has a goroutine parked in read.
+const idleWithoutGoroutine = false
 
 // watcher, where epoll is not available, is a goroutine per connection
 // parked in read(2).

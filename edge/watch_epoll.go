@@ -1,3 +1,5 @@
+//go:build linux && !spillway_portable
+
 package edge
 
 import (
@@ -12,6 +14,10 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// idleWithoutGoroutine reports whether an idle client costs no goroutine:
+// one epoll set watches every idle socket.
+const idleWithoutGoroutine = true
 
 // watcher waits for input on client sockets without a goroutine per
 // client. A goroutine parked in read(2) costs its stack, several KB per
