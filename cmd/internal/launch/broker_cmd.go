@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,13 +85,7 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 		if err != nil {
 			return fmt.Errorf("-metrics-listen %s: %w", *metricsAddr, err)
 		}
-		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }() // ends with Shutdown below
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
+		defer serveAside(ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))()
 	}
 	return RunBroker(ctx, s, nc, logger, reg)
 }

@@ -1,16 +1,15 @@
 package launch
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"time"
 )
 
 // serveDebug serves Go's profiling endpoints on their own listener, never
-// on the public one. It returns a function that stops the server.
+// on the public one. It returns a function that stops the server
+// and waits for it.
 func serveDebug(addr string) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -22,11 +21,5 @@ func serveDebug(addr string) (func(), error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }() // ends with Shutdown in the returned func
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
+	return serveAside(ln, mux), nil
 }

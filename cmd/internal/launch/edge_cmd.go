@@ -6,11 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sync"
+	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/spillway/spillway/edge"
 	"github.com/spillway/spillway/edge/store"
@@ -115,22 +116,43 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 		return err
 	}
 
-	var wg sync.WaitGroup
+	if !*allInOne {
+		logger.Info("Streaming API now listening on " + ln.Addr().String())
+		return e.Run(ctx)
+	}
+	bnc, err := bus.Connect(ns, "", "spillway-broker", logger)
+	if err != nil {
+		return err
+	}
+	defer bnc.Close()
+	logger.Info("Streaming API now listening on " + ln.Addr().String())
+	return runTogether(ctx, logger, e.Run, func(ctx context.Context) error {
+		return RunBroker(ctx, s, bnc, logger, reg)
+	})
+}
+
+// runTogether runs an all-in-one edge and broker until ctx is done. The
+// broker outlives the edge, so that draining clients lose nothing, and a
+// broker that stops by itself stops the edge: the process then exits and
+// its supervisor restarts it. It returns once both have returned.
+func runTogether(ctx context.Context, logger *slog.Logger, edge, broker func(context.Context) error) error {
+	edgeCtx, stopEdge := context.WithCancel(ctx)
+	defer stopEdge()
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBroker()
-	var brokerErr error
-	if *allInOne {
-		bnc, err := bus.Connect(ns, "", "spillway-broker", logger)
-		if err != nil {
-			return err
+	var g errgroup.Group
+	g.Go(func() error {
+		err := broker(brokerCtx)
+		if brokerCtx.Err() == nil {
+			if err == nil {
+				err = errors.New("broker stopped unexpectedly")
+			}
+			logger.Error("broker stopped; stopping the edge", "err", err)
+			stopEdge()
 		}
-		defer bnc.Close()
-		wg.Go(func() { brokerErr = RunBroker(brokerCtx, s, bnc, logger, reg) })
-	}
-	logger.Info("Streaming API now listening on " + ln.Addr().String())
-	edgeErr := e.Run(ctx)
-	// The broker outlives the edge so that draining edges lose nothing.
+		return err
+	})
+	edgeErr := edge(edgeCtx)
 	stopBroker()
-	wg.Wait()
-	return errors.Join(edgeErr, brokerErr)
+	return errors.Join(edgeErr, g.Wait())
 }
