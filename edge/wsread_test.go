@@ -172,3 +172,33 @@ func FuzzWSReader(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkWSReader is the cost of decoding what a client typically sends:
+// masked subscribe messages and pongs, fed as they would arrive.
+func BenchmarkWSReader(b *testing.B) {
+	in := cat(
+		clientFrame(0x81, []byte(`{"type":"subscribe","stream":"hashtag","tag":"caf\u00e9"}`)),
+		clientFrame(0x8A, nil),
+		clientFrame(0x81, []byte(`{"type":"unsubscribe","stream":"public:local"}`)),
+	)
+	buf := make([]byte, len(in))
+	var h countingHandler
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		r := wsReader{limit: 1 << 20}
+		copy(buf, in)
+		r.feed(buf, &h)
+	}
+	if h.n == 0 {
+		b.Fatal("nothing decoded")
+	}
+}
+
+// countingHandler is a wsHandler that only counts what it gets.
+type countingHandler struct{ n int }
+
+func (h *countingHandler) gotMessage(_ byte, data []byte) bool { h.n += len(data); return true }
+func (h *countingHandler) gotPing([]byte)                      {}
+func (h *countingHandler) gotPong()                            { h.n++ }
+func (h *countingHandler) gotClose(int)                        {}
