@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
@@ -301,19 +300,6 @@ func (e *event) appendSSEHead(dst []byte, dataLen int) []byte {
 	dst = append(dst, '\n', '\r', '\n')
 	dst = appendChunkSize(dst, len("data: ")+dataLen+2)
 	return append(dst, "data: "...)
-}
-
-// appendChunk appends one HTTP/1.1 chunk.
-func appendChunk(dst, p []byte) []byte {
-	dst = appendChunkSize(dst, len(p))
-	dst = append(dst, p...)
-	return append(dst, '\r', '\n')
-}
-
-// appendChunkSize appends an HTTP/1.1 chunk's size line.
-func appendChunkSize(dst []byte, n int) []byte {
-	dst = strconv.AppendUint(dst, uint64(n), 16)
-	return append(dst, '\r', '\n')
 }
 
 // appendWSPrefix appends a WebSocket message up to its payload:
