@@ -1,10 +1,10 @@
 package edge
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/spillway/spillway/edge/internal/wsframe"
 	"github.com/spillway/spillway/edge/jsjson"
 )
 
@@ -226,12 +226,12 @@ func (e *event) renderWSParts(label string, filtered []byte) frame {
 		}
 		e.wsShared[label] = body
 	}
-	buf := make([]byte, wsHeaderRoom, wsHeaderRoom+2*len(filtered)+32)
+	buf := make([]byte, wsframe.HeaderRoom, wsframe.HeaderRoom+2*len(filtered)+32)
 	buf = e.appendEscapedTail(buf, filtered)
 	buf = append(buf, '}')
-	tail := buf[wsHeaderRoom:]
-	h := putWSHeader(buf[:wsHeaderRoom], opText, len(body)+len(tail))
-	return frame{head: buf[wsHeaderRoom-h : wsHeaderRoom : wsHeaderRoom], body: body, tail: tail}
+	tail := buf[wsframe.HeaderRoom:]
+	h := wsframe.PutHeader(buf[:wsframe.HeaderRoom], wsframe.OpText, len(body)+len(tail))
+	return frame{head: buf[wsframe.HeaderRoom-h : wsframe.HeaderRoom : wsframe.HeaderRoom], body: body, tail: tail}
 }
 
 // appendData appends the SSE data text: the payload, with filtered spliced
@@ -302,19 +302,6 @@ func (e *event) appendSSEHead(dst []byte, dataLen int) []byte {
 	return append(dst, "data: "...)
 }
 
-// appendChunk appends one HTTP/1.1 chunk.
-func appendChunk(dst, p []byte) []byte {
-	dst = appendChunkSize(dst, len(p))
-	dst = append(dst, p...)
-	return append(dst, '\r', '\n')
-}
-
-// appendChunkSize appends an HTTP/1.1 chunk's size line.
-func appendChunkSize(dst []byte, n int) []byte {
-	dst = strconv.AppendUint(dst, uint64(n), 16)
-	return append(dst, '\r', '\n')
-}
-
 // appendWSPrefix appends a WebSocket message up to its payload:
 // {"stream":<label>,"event":<name>,"payload":
 func (e *event) appendWSPrefix(dst []byte, label string) []byte {
@@ -350,24 +337,20 @@ func (e *event) escapedPayload() []byte {
 	return e.escapedHead
 }
 
-// wsHeaderRoom is the largest server frame header: renderWS writes the
-// message after this much room and fills in the header afterwards, so the
-// frame needs one allocation.
-const wsHeaderRoom = 10
-
 // renderWS builds {"stream":<label>,"event":<name>,"payload":<payload>} as a
-// complete WebSocket text frame. Object payloads travel as a JSON string
-// holding their JSON text; string payloads as themselves; numbers and
-// booleans raw (§8.2 item 7). For objects, the escaped payload text up to its
-// closing brace is computed once per event and shared by every label and
-// filtered variant (escaping is per character, so it splices). Lock must be
-// held.
+// complete WebSocket text frame in one allocation: the message is written
+// after wsframe.HeaderRoom bytes and the header filled in afterwards. Object
+// payloads travel as a JSON string holding their JSON text; string payloads
+// as themselves; numbers and booleans raw (§8.2 item 7). For objects, the
+// escaped payload text up to its closing brace is computed once per event
+// and shared by every label and filtered variant (escaping is per
+// character, so it splices). Lock must be held.
 func (e *event) renderWS(label string, filtered []byte) []byte {
 	var esc []byte
 	if e.kind == jsjson.Object {
 		esc = e.escapedPayload()
 	}
-	size := wsHeaderRoom + len(label) + 2*len(filtered) + 64
+	size := wsframe.HeaderRoom + len(label) + 2*len(filtered) + 64
 	switch e.kind {
 	case jsjson.Object:
 		size += len(esc)
@@ -376,7 +359,7 @@ func (e *event) renderWS(label string, filtered []byte) []byte {
 	default:
 		size += len(e.payloadJSON)
 	}
-	msg := e.appendWSPrefix(make([]byte, wsHeaderRoom, size), label)
+	msg := e.appendWSPrefix(make([]byte, wsframe.HeaderRoom, size), label)
 	switch e.kind {
 	case jsjson.Object:
 		msg = append(msg, esc...)
@@ -391,47 +374,6 @@ func (e *event) renderWS(label string, filtered []byte) []byte {
 		msg = append(msg, e.payloadJSON...)
 	}
 	msg = append(msg, '}')
-	h := putWSHeader(msg[:wsHeaderRoom], opText, len(msg)-wsHeaderRoom)
-	return msg[wsHeaderRoom-h:]
-}
-
-// WebSocket opcodes used by the edge.
-const (
-	opText  = 0x1
-	opClose = 0x8
-	opPing  = 0x9
-	opPong  = 0xA
-)
-
-// wsFrameBytes wraps payload in an unmasked, final server frame.
-func wsFrameBytes(op byte, payload []byte) []byte {
-	out := make([]byte, wsHeaderRoom, wsHeaderRoom+len(payload))
-	out = append(out, payload...)
-	h := putWSHeader(out[:wsHeaderRoom], op, len(payload))
-	return out[wsHeaderRoom-h:]
-}
-
-// putWSHeader writes the header of an unmasked, final server frame of n
-// payload bytes at the end of room (wsHeaderRoom bytes) and returns its
-// length.
-func putWSHeader(room []byte, op byte, n int) int {
-	var hdr [wsHeaderRoom]byte
-	hdr[0] = 0x80 | op
-	h := 2
-	switch {
-	case n < 126:
-		hdr[1] = byte(n)
-	case n <= 0xFFFF:
-		hdr[1] = 126
-		hdr[2], hdr[3] = byte(n>>8), byte(n)
-		h = 4
-	default:
-		hdr[1] = 127
-		for i := 0; i < 8; i++ {
-			hdr[9-i] = byte(uint64(n) >> (8 * i))
-		}
-		h = 10
-	}
-	copy(room[wsHeaderRoom-h:], hdr[:h])
-	return h
+	h := wsframe.PutHeader(msg[:wsframe.HeaderRoom], wsframe.OpText, len(msg)-wsframe.HeaderRoom)
+	return msg[wsframe.HeaderRoom-h:]
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spillway/spillway/edge/internal/wsframe"
 	"github.com/spillway/spillway/edge/jsjson"
 )
 
@@ -100,7 +101,7 @@ func TestWSFrames(t *testing.T) {
 				filtered = []byte(tc.filtered)
 			}
 			fr := mustEvent(t, tc.msg).wsFrame(tc.label, filtered).bytes()
-			if want := wsFrameBytes(opText, []byte(tc.want)); !bytes.Equal(fr, want) {
+			if want := wsframe.Frame(wsframe.OpText, []byte(tc.want)); !bytes.Equal(fr, want) {
 				t.Fatalf("got %q\nwant %q", fr, want)
 			}
 		})
@@ -123,27 +124,6 @@ func TestDecodeEventDrops(t *testing.T) {
 	} {
 		if ev := decodeEvent([]byte(msg), time.Now()); ev != nil {
 			t.Errorf("decodeEvent(%q) delivered; Mastodon drops it", msg)
-		}
-	}
-}
-
-func TestWSFrameHeader(t *testing.T) {
-	for _, n := range []int{0, 125, 126, 65535, 65536} {
-		fr := wsFrameBytes(opText, make([]byte, n))
-		if fr[0] != 0x81 {
-			t.Fatalf("n=%d: first byte %x", n, fr[0])
-		}
-		var hdr int
-		switch {
-		case n < 126:
-			hdr = 2
-		case n <= 65535:
-			hdr = 4
-		default:
-			hdr = 10
-		}
-		if len(fr) != hdr+n {
-			t.Fatalf("n=%d: frame length %d", n, len(fr))
 		}
 	}
 }
@@ -195,7 +175,7 @@ func FuzzFilteredSplice(f *testing.F) {
 		}
 		msg := append([]byte(`{"stream":["public"],"event":"update","payload":`), jsjson.AppendString(nil, string(want))...)
 		msg = append(msg, '}')
-		if got := ev.wsFrame(`["public"]`, canon).bytes(); !bytes.Equal(got, wsFrameBytes(opText, msg)) {
+		if got := ev.wsFrame(`["public"]`, canon).bytes(); !bytes.Equal(got, wsframe.Frame(wsframe.OpText, msg)) {
 			t.Fatalf("ws splice %q, want %q", got, msg)
 		}
 	})

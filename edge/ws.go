@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/spillway/spillway/edge/internal/wsframe"
 	"github.com/spillway/spillway/edge/jsjson"
 	"github.com/spillway/spillway/edge/store"
 )
@@ -20,17 +20,12 @@ import (
 var (
 	// wsCloseKill is a close frame without a status code: what Mastodon
 	// sends on `kill` (clients report 1005).
-	wsCloseKill      = wsFrameBytes(opClose, nil)
-	wsCloseGoingAway = closeFrame(websocket.CloseGoingAway, "")
-	wsPing           = wsFrameBytes(opPing, nil)
-	wsBinaryRefused  = closeFrame(websocket.CloseUnsupportedData, "The mastodon streaming server does not support binary messages")
-	wsUnsubscribeErr = wsFrameBytes(opText, []byte(unsubscribeErrorJSON))
+	wsCloseKill      = wsframe.Frame(wsframe.OpClose, nil)
+	wsCloseGoingAway = wsframe.Close(wsframe.CloseGoingAway, "")
+	wsPing           = wsframe.Frame(wsframe.OpPing, nil)
+	wsBinaryRefused  = wsframe.Close(wsframe.CloseUnsupportedData, "The mastodon streaming server does not support binary messages")
+	wsUnsubscribeErr = wsframe.Frame(wsframe.OpText, []byte(unsubscribeErrorJSON))
 )
-
-func closeFrame(code int, reason string) []byte {
-	p := binary.BigEndian.AppendUint16(nil, uint16(code))
-	return wsFrameBytes(opClose, append(p, reason...))
-}
 
 // serveUpgrade authenticates a WebSocket upgrade before the handshake, as
 // Mastodon does (§8.1): no scope check here, every failure is a bare HTTP
@@ -187,17 +182,17 @@ func rawResponse(w http.ResponseWriter, status int, headers, body string) {
 type wsSession struct {
 	*session
 	alive  atomic.Bool
-	in     wsReader
+	in     wsframe.Reader
 	forget func() // drops the socket from the watcher
 }
 
 func (e *Edge) startWS(c *websocket.Conn, adm admission, id store.Identity, q query) {
 	// gorilla's Conn is dropped here: it did the handshake, the outbox
-	// writes and wsReader reads.
+	// writes and wsframe.Reader reads.
 	conn := c.NetConn()
 	_ = conn.SetDeadline(time.Time{})
 	s := &wsSession{session: e.newSession(id, transportWS)}
-	s.in.limit = e.cfg.MaxMessageSize
+	s.in.Limit = e.cfg.MaxMessageSize
 	s.alive.Store(true)
 	if !e.open(s.session, adm, conn, s) {
 		return
@@ -222,7 +217,7 @@ func (s *wsSession) consume(read func([]byte) (int, error)) bool {
 	var buf [1024]byte
 	for {
 		n, err := read(buf[:])
-		if n > 0 && !s.in.feed(buf[:n], s) {
+		if n > 0 && !s.in.Feed(buf[:n], s) {
 			return false
 		}
 		switch {
@@ -260,10 +255,10 @@ func (s *wsSession) release() {
 	}
 }
 
-// gotMessage, gotPing, gotPong and gotClose make wsSession the wsHandler
-// of its reader.
-func (s *wsSession) gotMessage(op byte, data []byte) bool {
-	if op == opBinary {
+// GotMessage, GotPing, GotPong and GotClose make wsSession the
+// wsframe.Handler of its reader.
+func (s *wsSession) GotMessage(op byte, data []byte) bool {
+	if op == wsframe.OpBinary {
 		s.out.finish(wsBinaryRefused)
 		return false
 	}
@@ -271,18 +266,18 @@ func (s *wsSession) gotMessage(op byte, data []byte) bool {
 	return true
 }
 
-func (s *wsSession) gotPing(data []byte) { s.out.send(wsFrameBytes(opPong, data)) }
+func (s *wsSession) GotPing(data []byte) { s.out.send(wsframe.Frame(wsframe.OpPong, data)) }
 
-func (s *wsSession) gotPong() { s.alive.Store(true) }
+func (s *wsSession) GotPong() { s.alive.Store(true) }
 
-// gotClose echoes the client's close code, or answers a protocol violation
+// GotClose echoes the client's close code, or answers a protocol violation
 // with its code, and closes once queued frames are out.
-func (s *wsSession) gotClose(code int) {
-	if code == closeNoStatus {
+func (s *wsSession) GotClose(code int) {
+	if code == wsframe.CloseNoStatus {
 		s.out.finish(wsCloseKill)
 		return
 	}
-	s.out.finish(closeFrame(code, ""))
+	s.out.finish(wsframe.Close(code, ""))
 }
 
 // handleMessage applies one client message (§8.2 item 3).
@@ -361,5 +356,5 @@ func (s *wsSession) unsubscribeStream(stream string, tag, list *jsjson.Value) {
 // sendError sends {"error":"…","status":N}.
 func (s *wsSession) sendError(e *apiError) {
 	msg := `{"error":` + strconv.Quote(e.msg) + `,"status":` + strconv.Itoa(e.status) + `}`
-	s.out.send(wsFrameBytes(opText, []byte(msg)))
+	s.out.send(wsframe.Frame(wsframe.OpText, []byte(msg)))
 }

@@ -1,44 +1,37 @@
-package edge
+package wsframe
 
 import (
 	"encoding/binary"
 	"unicode/utf8"
 )
 
-// Opcodes a client may send besides those in event.go.
-const (
-	opContinuation = 0x0
-	opBinary       = 0x2
-)
-
-// Close codes the reader answers with, as the ws library does.
-const (
-	closeProtocolError = 1002
-	closeNoStatus      = 1005
-	closeInvalidData   = 1007
-	closeTooBig        = 1009
-)
-
-// wsHandler receives what a wsReader decodes. gotMessage gets a complete text
-// or binary message and reports whether reading goes on; the slice is only
-// valid during the call.
-type wsHandler interface {
-	gotMessage(op byte, data []byte) bool
-	gotPing(data []byte)
-	gotPong()
-	// gotClose is called for a valid close frame (code closeNoStatus when
-	// it has no code) or a protocol violation (then code says which);
-	// reading stops after it.
-	gotClose(code int)
+// Handler receives what a Reader decodes. GotMessage gets a complete text
+// or binary message (op is OpText or OpBinary; text is valid UTF-8) and
+// reports whether reading goes on; data is only valid during the call.
+// GotPing gets a ping's payload, valid during the call, and GotPong is told
+// of a pong.
+type Handler interface {
+	GotMessage(op byte, data []byte) bool
+	GotPing(data []byte)
+	GotPong()
+	// GotClose is called for a valid close frame, with the client's code
+	// (CloseNoStatus when it has none), or for a violation, with the code
+	// to close with: 1002 for a protocol error, 1007 for text or a close
+	// reason that is not UTF-8, 1009 for a message over the limit.
+	// Reading stops after it.
+	GotClose(code int)
 }
 
-// wsReader decodes the frames a client sends (RFC 6455 §5) from bytes
+// Reader decodes the frames a client sends (RFC 6455 section 5) from bytes
 // pushed into it as they arrive, so that no goroutine has to sit in a
 // blocking read for an idle client: gorilla/websocket can only read that
 // way. Between frames it holds no buffer; a message is assembled only
-// while it arrives, bounded by limit.
-type wsReader struct {
-	limit int64
+// while it arrives, bounded by Limit. The zero Reader with Limit set is
+// ready to use; one Reader serves one connection.
+type Reader struct {
+	// Limit is the largest message, in bytes, summed over its fragments;
+	// a longer one is refused with 1009 as soon as its header says so.
+	Limit int64
 
 	head  [14]byte // the frame header as it arrives
 	nhead int
@@ -51,17 +44,17 @@ type wsReader struct {
 	maskAt    int
 	left      uint64
 
-	msgOp byte   // opText/opBinary while a message is open, else 0
+	msgOp byte   // OpText/OpBinary while a message is open, else 0
 	msg   []byte // its data so far
 	ctl   []byte // the payload of the control frame being read
 
 	done bool // a close was delivered; nothing more is read
 }
 
-// feed decodes p, calling h for every complete message and control frame.
+// Feed decodes p, calling h for every complete message and control frame.
 // It returns false once reading has stopped (a close frame, a violation,
 // or h declining more); p may be modified (it is unmasked in place).
-func (r *wsReader) feed(p []byte, h wsHandler) bool {
+func (r *Reader) Feed(p []byte, h Handler) bool {
 	for len(p) > 0 && !r.done {
 		if !r.inPayload {
 			p = r.readHead(p, h)
@@ -78,7 +71,7 @@ func (r *wsReader) feed(p []byte, h wsHandler) bool {
 		}
 		r.maskAt = (r.maskAt + n) & 3
 		r.left -= uint64(n)
-		if r.op >= opClose {
+		if r.op >= OpClose {
 			r.ctl = append(r.ctl, chunk...)
 		} else {
 			r.msg = append(r.msg, chunk...)
@@ -91,7 +84,7 @@ func (r *wsReader) feed(p []byte, h wsHandler) bool {
 }
 
 // readHead collects header bytes from p and returns what follows them.
-func (r *wsReader) readHead(p []byte, h wsHandler) []byte {
+func (r *Reader) readHead(p []byte, h Handler) []byte {
 	if r.nhead < 2 {
 		n := copy(r.head[r.nhead:2], p)
 		r.nhead += n
@@ -124,8 +117,8 @@ func (r *wsReader) readHead(p []byte, h wsHandler) []byte {
 	}
 	copy(r.mask[:], r.head[need-4:need])
 	r.nhead, r.maskAt, r.left, r.inPayload = 0, 0, size, true
-	if r.op < opClose {
-		if size > uint64(r.limit) || uint64(len(r.msg))+size > uint64(r.limit) {
+	if r.op < OpClose {
+		if size > uint64(r.Limit) || uint64(len(r.msg))+size > uint64(r.Limit) {
 			r.stop(h, closeTooBig)
 			return nil
 		}
@@ -141,7 +134,7 @@ func (r *wsReader) readHead(p []byte, h wsHandler) []byte {
 
 // checkStart validates the first two header bytes and returns the close
 // code a violation calls for, or 0.
-func (r *wsReader) checkStart() int {
+func (r *Reader) checkStart() int {
 	b0, b1 := r.head[0], r.head[1]
 	op := b0 & 0x0f
 	switch {
@@ -149,15 +142,15 @@ func (r *wsReader) checkStart() int {
 		return closeProtocolError
 	case b1&0x80 == 0: // clients must mask
 		return closeProtocolError
-	case op >= opClose:
-		if op > opPong || b0&0x80 == 0 || b1&0x7f > 125 {
+	case op >= OpClose:
+		if op > OpPong || b0&0x80 == 0 || b1&0x7f > 125 {
 			return closeProtocolError
 		}
 	case op == opContinuation:
 		if r.msgOp == 0 {
 			return closeProtocolError
 		}
-	case op == opText || op == opBinary:
+	case op == OpText || op == OpBinary:
 		if r.msgOp != 0 {
 			return closeProtocolError
 		}
@@ -179,14 +172,14 @@ func headLen(b1 byte) int {
 }
 
 // endFrame acts on a frame whose payload is complete.
-func (r *wsReader) endFrame(h wsHandler) {
+func (r *Reader) endFrame(h Handler) {
 	r.inPayload = false
 	switch r.op {
-	case opPing:
-		h.gotPing(r.ctl)
-	case opPong:
-		h.gotPong()
-	case opClose:
+	case OpPing:
+		h.GotPing(r.ctl)
+	case OpPong:
+		h.GotPong()
+	case OpClose:
 		code, ok := closeCode(r.ctl)
 		if !ok {
 			r.stop(h, closeProtocolError)
@@ -201,23 +194,24 @@ func (r *wsReader) endFrame(h wsHandler) {
 		}
 		op, data := r.msgOp, r.msg
 		r.msgOp, r.msg = 0, nil // an idle client holds no message buffer
-		if op == opText && !utf8.Valid(data) {
+		if op == OpText && !utf8.Valid(data) {
 			r.stop(h, closeInvalidData)
 			return
 		}
-		if !h.gotMessage(op, data) {
+		if !h.GotMessage(op, data) {
 			r.done = true
 		}
 	}
 	r.ctl = nil
 }
 
-// closeCode reads a close frame's status code as the ws library accepts
-// it: none, or one of the codes RFC 6455 allows on the wire.
+// closeCode reads a close frame's status code as ws, the WebSocket library
+// of Mastodon's Node.js server, accepts it: none, or one of the codes RFC
+// 6455 and its registry allow on the wire.
 func closeCode(p []byte) (int, bool) {
 	switch len(p) {
 	case 0:
-		return closeNoStatus, true
+		return CloseNoStatus, true
 	case 1:
 		return 0, false
 	}
@@ -226,8 +220,9 @@ func closeCode(p []byte) (int, bool) {
 	return c, ok
 }
 
-func (r *wsReader) stop(h wsHandler, code int) {
+// stop ends reading with code and lets go of the buffers.
+func (r *Reader) stop(h Handler, code int) {
 	r.done = true
 	r.msg, r.ctl = nil, nil
-	h.gotClose(code)
+	h.GotClose(code)
 }
