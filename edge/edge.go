@@ -27,6 +27,7 @@ import (
 	"github.com/spillway/spillway/edge/keyword"
 	"github.com/spillway/spillway/edge/store"
 	"github.com/spillway/spillway/shared/channel"
+	"github.com/spillway/spillway/shared/readiness"
 )
 
 // Store is what the edge needs from Mastodon's database. *store.PG
@@ -100,6 +101,21 @@ type Config struct {
 	// ShutdownGrace is the window over which clients are closed on
 	// shutdown, spread out to avoid a reconnect storm elsewhere. Default 5 s.
 	ShutdownGrace time.Duration
+
+	// Readiness holds the dependency states served at /readyz and logged
+	// on each change. New adds "nats", and "postgres" when the Store is a
+	// Pinger, unless the set has them already (the caller may add them
+	// first with their addresses, and "redis" for an all-in-one broker).
+	// Nil means a set of the edge's own.
+	Readiness *readiness.Set
+	// NATSShedAfter is how long the NATS connection may be down before
+	// the edge closes its clients (spread over ShutdownGrace) so the load
+	// balancer moves them, refusing new ones until NATS is back. Default
+	// 30 s; negative never sheds.
+	NATSShedAfter time.Duration
+	// PostgresPing is how often Postgres is pinged while no query has
+	// reported on it. Default 10 s.
+	PostgresPing time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -165,6 +181,7 @@ type Edge struct {
 
 	draining atomic.Bool
 	conns    atomic.Int64 // open client connections
+	ready    readyState
 
 	// sessions tracks live sessions for shutdown; guarded by mu.
 	mu       sync.Mutex
@@ -195,6 +212,7 @@ func New(cfg Config) (*Edge, error) {
 	pool, _ := cfg.Store.(PoolStats)
 	e.metrics = newMetrics(cfg.Registry, pool, cfg.NATS.IsConnected)
 	e.metricsHandler = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})
+	e.initReadiness()
 	e.tokens = &tokenCache{store: cfg.Store, timeout: cfg.QueryTimeout, ttl: cfg.TokenCacheTTL,
 		max: cfg.TokenCacheSize, queries: e.metrics.tokenQueries.Inc, entries: make(map[string]*tokenEntry)}
 	e.hub = newHub(cfg.NATS, cfg.Subjects, cfg.Dispatchers, cfg.DispatchQueue, e.logger, e.metrics)
@@ -236,6 +254,7 @@ func (e *Edge) Run(ctx context.Context) error {
 	wg.Go(func() { e.watch.run(bg) })
 	wg.Go(func() { e.wsPings.run(bg) })
 	wg.Go(func() { e.tokens.sweep(bg) })
+	wg.Go(func() { e.runReadiness(bg) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(e.cfg.Listener) }()

@@ -25,10 +25,15 @@ var ssePaths = map[string]string{
 
 // ServeHTTP is the edge's whole HTTP surface, in Mastodon's order (§3):
 // WebSocket upgrades first, then CORS preflight, health, metrics and favicon,
-// then the stream paths (unknown path before authentication).
+// then the stream paths (unknown path before authentication). Spillway adds
+// /readyz, and refuses new streams while it sheds its clients.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := uuid.NewString()
 	if isUpgrade(r) {
+		if e.ready.shedding.Load() {
+			refuseUpgrade(w, reqID, errNATSDown)
+			return
+		}
 		e.serveUpgrade(w, r, reqID)
 		return
 	}
@@ -50,6 +55,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "/api/v1/streaming/health":
 			e.serveHealth(w)
 			return
+		case "/readyz":
+			e.serveReady(w)
+			return
 		case "/metrics":
 			h["Cache-Control"] = []string{"private, no-store"}
 			e.metricsHandler.ServeHTTP(w, r)
@@ -62,6 +70,10 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	stream, ok := ssePaths[path]
 	if !ok {
 		writeError(w, errUnknownChannel)
+		return
+	}
+	if e.ready.shedding.Load() {
+		writeError(w, errNATSDown)
 		return
 	}
 	q := parseQuery(rawQuery)
