@@ -19,6 +19,8 @@ const (
 	defaultPostgresPing  = 10 * time.Second
 	// maxPingTimeout bounds one Postgres ping.
 	maxPingTimeout = 5 * time.Second
+	// downPing is how often Postgres is pinged while it is down.
+	downPing = 2 * time.Second
 )
 
 // errNATSDown refuses new streams while the edge sheds its clients: Spillway's
@@ -83,27 +85,35 @@ func (e *Edge) runReadiness(ctx context.Context) {
 }
 
 // pingPostgres pings at once, which checks Postgres at startup, then every
-// PostgresPing unless a real query has reported in the meantime: a probe
-// of /readyz never runs a query, and a busy edge pings rarely.
+// PostgresPing unless a real query has reported it up in the meantime: a
+// probe of /readyz never runs a query, and a busy edge pings rarely. While
+// Postgres is down it pings every downPing at most, so that readiness
+// returns soon after Postgres does even with no client left to query.
 func (e *Edge) pingPostgres(ctx context.Context) {
 	interval := e.cfg.PostgresPing
-	t := time.NewTicker(interval)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		if time.Since(e.ready.pg.Observed()) >= interval {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pg := e.ready.pg
+		if !pg.Up() || time.Since(pg.Observed()) >= interval {
 			pctx, cancel := context.WithTimeout(ctx, min(interval, maxPingTimeout))
 			err := e.ready.ping.Ping(pctx)
 			cancel()
 			if ctx.Err() != nil {
 				return
 			}
-			e.ready.pg.Observe(err)
+			pg.Observe(err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		next := interval
+		if !pg.Up() {
+			next = min(interval, downPing)
 		}
+		t.Reset(next)
 	}
 }
 
