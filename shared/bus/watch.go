@@ -44,5 +44,6 @@ func connError(nc *nats.Conn) error {
 	if err := nc.LastError(); err != nil {
 		return err
 	}
-	return errors.New("nats: " + status.String())
+	// nats.go keeps no error for a refused first connection.
+	return errors.New("nats: not connected (" + status.String() + ")")
 }
