@@ -190,18 +190,20 @@ func (e *Edge) shed(ctx context.Context, window time.Duration) {
 
 // readyReport is the edge's /readyz answer.
 type readyReport struct {
-	readiness.Report
+	Ready bool `json:"ready"`
 	// Draining is set from shutdown on; Shedding while NATS has been down
 	// long enough that clients are closed and refused.
-	Draining bool `json:"draining"`
-	Shedding bool `json:"shedding"`
+	Draining     bool                        `json:"draining"`
+	Shedding     bool                        `json:"shedding"`
+	Dependencies map[string]readiness.Status `json:"dependencies"`
 }
 
 // serveReady answers the readiness probe: 200 when NATS and Postgres (and,
 // all-in-one, the Redis subscription) are up and the edge is not draining.
 // It runs no query.
 func (e *Edge) serveReady(w http.ResponseWriter) {
-	r := readyReport{Report: e.ready.set.Report(), Draining: e.draining.Load(), Shedding: e.ready.shedding.Load()}
-	r.Ready = r.Ready && !r.Draining
+	deps := e.ready.set.Report()
+	r := readyReport{Draining: e.draining.Load(), Shedding: e.ready.shedding.Load(), Dependencies: deps.Dependencies}
+	r.Ready = deps.Ready && !r.Draining
 	readiness.WriteJSON(w, r.Ready, r)
 }
