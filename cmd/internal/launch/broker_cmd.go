@@ -85,6 +85,8 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 	deps := brokerDependencies(logger, s, natsAddr)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
+	// Follows the broker's own NATS connection; ends with stopWatch below,
+	// before the connection closes.
 	go func() { defer close(watched); bus.WatchStatus(watchCtx, nc, deps.Add("nats", "").Observe) }()
 	defer func() { stopWatch(); <-watched }()
 	httpAddr := s.BrokerHTTPListen
