@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/spillway/spillway/shared/bus"
 	"github.com/spillway/spillway/shared/channel"
+	"github.com/spillway/spillway/shared/readiness"
 )
 
 // Config configures a broker. Zero values mean the documented defaults.
@@ -47,6 +47,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the broker's metrics. Nil means none.
 	Registerer prometheus.Registerer
+	// Redis records the state of the Redis subscription: logged on each
+	// change and reported by readiness probes. Nil means one of the
+	// broker's own, which only logs.
+	Redis *readiness.Dependency
 }
 
 // Broker forwards Redis timeline messages to NATS.
@@ -57,7 +61,7 @@ type Broker struct {
 	nc     *nats.Conn
 	logger *slog.Logger
 
-	redisUp   atomic.Bool
+	redis     *readiness.Dependency
 	forwarded prometheus.Counter
 	failed    prometheus.Counter
 	keys      prometheus.Gauge
@@ -93,6 +97,7 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 		rdb:      rdb,
 		nc:       nc,
 		logger:   cfg.Logger.With("component", "broker"),
+		redis:    cfg.Redis,
 		interest: make(map[string]time.Time),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spillway_broker_messages_forwarded_total",
@@ -107,6 +112,9 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 			Help: "Channels whose subscribed: key the broker keeps alive.",
 		}),
 	}
+	if b.redis == nil {
+		b.redis = readiness.NewSet(b.logger).Add("redis", "")
+	}
 	if cfg.Namespace != "" {
 		b.prefix = cfg.Namespace + ":"
 	}
@@ -115,7 +123,7 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 			Name: "spillway_redis_connected",
 			Help: "1 while the broker's Redis subscription is established.",
 		}, func() float64 {
-			if b.redisUp.Load() {
+			if b.redis.Up() {
 				return 1
 			}
 			return 0
@@ -166,9 +174,9 @@ func (b *Broker) forward(ctx context.Context, resync chan<- struct{}) {
 			return
 		}
 		if err != nil {
-			if b.redisUp.Swap(false) {
-				b.logger.Warn("redis subscription lost; retrying", "err", err)
-			}
+			// Logged once per change by the dependency, including a
+			// Redis unreachable from the start.
+			b.redis.Observe(err)
 			select {
 			case <-ctx.Done():
 				return
@@ -180,9 +188,8 @@ func (b *Broker) forward(ctx context.Context, resync chan<- struct{}) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			backoff = 100 * time.Millisecond
-			if !b.redisUp.Swap(true) {
-				b.logger.Info("redis subscribed", "pattern", m.Channel)
-			}
+			b.logger.Debug("redis subscribed", "pattern", m.Channel)
+			b.redis.Observe(nil)
 			// After a (re)connect Redis may have lost the keys.
 			select {
 			case resync <- struct{}{}:

@@ -27,6 +27,7 @@ import (
 	"github.com/spillway/spillway/edge/keyword"
 	"github.com/spillway/spillway/edge/store"
 	"github.com/spillway/spillway/shared/channel"
+	"github.com/spillway/spillway/shared/readiness"
 )
 
 // Store is what the edge needs from Mastodon's database. *store.PG
@@ -100,6 +101,21 @@ type Config struct {
 	// ShutdownGrace is the window over which clients are closed on
 	// shutdown, spread out to avoid a reconnect storm elsewhere. Default 5 s.
 	ShutdownGrace time.Duration
+
+	// Readiness holds the dependency states served at /readyz and logged
+	// on each change. New adds "nats", and "postgres" when the Store is a
+	// Pinger, unless the set has them already (the caller may add them
+	// first with their addresses, and "redis" for an all-in-one broker).
+	// Nil means a set of the edge's own.
+	Readiness *readiness.Set
+	// NATSShedAfter is how long the NATS connection may be down before
+	// the edge closes its clients (spread over ShutdownGrace) so the load
+	// balancer moves them, refusing new ones until NATS is back. Default
+	// 30 s; negative never sheds.
+	NATSShedAfter time.Duration
+	// PostgresPing is how often Postgres is pinged while no query has
+	// reported on it. Default 10 s.
+	PostgresPing time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -166,6 +182,7 @@ type Edge struct {
 
 	draining atomic.Bool
 	conns    atomic.Int64 // admitted client connections
+	ready    readyState
 
 	// sessions tracks live sessions for shutdown; guarded by mu.
 	mu       sync.Mutex
@@ -196,6 +213,7 @@ func New(cfg Config) (*Edge, error) {
 	pool, _ := cfg.Store.(PoolStats)
 	e.metrics = newMetrics(cfg.Registry, pool, cfg.NATS.IsConnected)
 	e.metricsHandler = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})
+	e.initReadiness()
 	e.tokens = &tokenCache{store: cfg.Store, timeout: cfg.QueryTimeout, ttl: cfg.TokenCacheTTL,
 		max: cfg.TokenCacheSize, queries: e.metrics.tokenQueries.Inc, entries: make(map[string]*tokenEntry)}
 	e.hub = newHub(cfg.NATS, cfg.Subjects, cfg.Dispatchers, cfg.DispatchQueue, e.logger, e.metrics)
@@ -239,6 +257,7 @@ func (e *Edge) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { e.watch.run(bg) })
 	wg.Go(func() { e.tokens.sweep(bg) })
+	wg.Go(func() { e.runReadiness(bg) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(e.cfg.Listener) }()
@@ -262,7 +281,7 @@ func (e *Edge) Run(ctx context.Context) error {
 	// hijacked, so they are closed here, spread over the grace period.
 	sessionsGone := make(chan struct{})
 	var closer sync.WaitGroup
-	closer.Go(func() { e.closeSessions(e.cfg.ShutdownGrace, sessionsGone) })
+	closer.Go(func() { e.closeSessions(e.cfg.ShutdownGrace, sessionsGone, nil) })
 	if serr := srv.Shutdown(shutCtx); serr != nil && err == nil {
 		err = fmt.Errorf("edge: shutdown: %w", serr)
 	}
@@ -279,9 +298,11 @@ func (e *Edge) Run(ctx context.Context) error {
 	return err
 }
 
-// closeSessions ends every session, spreading the closes over window. It
-// returns early once stop is closed (every session has ended).
-func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}) {
+// closeSessions ends every session open now as shutdown does (WebSocket
+// close 1001, SSE response completed), spreading the closes over window.
+// It returns early once stop is closed or halt (if set) reports true, and
+// reports how many of how many sessions it closed.
+func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}, halt func() bool) (closed, total int) {
 	e.mu.Lock()
 	all := make([]*session, 0, len(e.sessions))
 	for s := range e.sessions {
@@ -289,11 +310,14 @@ func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}) {
 	}
 	e.mu.Unlock()
 	if len(all) == 0 {
-		return
+		return 0, 0
 	}
 	step := window / time.Duration(len(all))
 	var t *time.Timer
-	for _, s := range all {
+	for i, s := range all {
+		if halt != nil && halt() {
+			return i, len(all)
+		}
 		s.ops.goingAway()
 		if step <= 0 {
 			continue
@@ -307,9 +331,10 @@ func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}) {
 		select {
 		case <-t.C:
 		case <-stop:
-			return
+			return i + 1, len(all)
 		}
 	}
+	return len(all), len(all)
 }
 
 // waitSessions waits for session goroutines, or until ctx ends, when the

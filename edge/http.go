@@ -25,7 +25,8 @@ var ssePaths = map[string]string{
 
 // ServeHTTP is the edge's whole HTTP surface, in Mastodon's order (§3):
 // WebSocket upgrades first, then CORS preflight, health, metrics and favicon,
-// then the stream paths (unknown path before authentication).
+// then the stream paths (unknown path before authentication). Spillway adds
+// /readyz.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := uuid.NewString()
 	if isUpgrade(r) {
@@ -49,6 +50,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch path {
 		case "/api/v1/streaming/health":
 			e.serveHealth(w)
+			return
+		case "/readyz":
+			e.serveReady(w)
 			return
 		case "/metrics":
 			h["Cache-Control"] = []string{"private, no-store"}

@@ -182,7 +182,13 @@ func (h *hub) subscribeSystem(timeout time.Duration) error {
 		h.natsSub++
 	}
 	h.countLocked()
-	if err := h.nc.FlushTimeout(timeout); err != nil {
+	// Without a connection (NATS unreachable at startup, or reconnecting)
+	// the subscriptions are kept: nats.go sends them once it connects,
+	// and the edge reports itself not ready meanwhile.
+	if !h.nc.IsConnected() {
+		return nil
+	}
+	if err := h.nc.FlushTimeout(timeout); err != nil && h.nc.IsConnected() {
 		h.dropSystemLocked()
 		return fmt.Errorf("edge: nats: %w", err)
 	}

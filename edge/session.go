@@ -89,10 +89,14 @@ type admission struct {
 }
 
 // admit counts a new streaming connection, refusing it while the edge is
-// draining or beyond MaxConnections.
+// draining, while it sheds its clients for a lost NATS connection, or
+// beyond MaxConnections.
 func (e *Edge) admit() (admission, *apiError) {
-	if e.draining.Load() {
+	switch {
+	case e.draining.Load():
 		return admission{}, errDraining
+	case e.ready.shedding.Load():
+		return admission{}, errNATSDown
 	}
 	n := e.conns.Add(1)
 	if e.cfg.MaxConnections > 0 && n > int64(e.cfg.MaxConnections) {

@@ -7,19 +7,28 @@
 //
 // Callers bound every call with their context. Columns of type
 // "timestamp without time zone" hold UTC and are read as UTC.
+//
+// Every statement is a read-only SELECT, so one that fails because its
+// pooled connection was dead (Postgres restarted, an admin or a timeout
+// terminated the backend, the socket broke) is run once more on a live
+// connection instead of failing the client's request.
 package store
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -92,13 +101,44 @@ type PoolStat struct {
 // PG runs the queries on a pgx pool. It is safe for concurrent use.
 type PG struct {
 	pool    *pgxpool.Pool
+	observe func(error)
 	waiting atomic.Int64
+	retries atomic.Uint64
 }
 
 // New returns a store over pool. The caller keeps ownership of the pool and
 // closes it after the store's last use.
 func New(pool *pgxpool.Pool) *PG {
-	return &PG{pool: pool}
+	return NewObserved(pool, nil)
+}
+
+// NewObserved is New with observe told what every statement (and Ping)
+// learnt about the database: nil when Postgres answered, with rows, without
+// or with an error about the statement itself; the error when Postgres could
+// not be reached or the connection died even after the retry. Statements
+// abandoned because their context ended teach nothing and are not reported.
+// observe runs on the caller's goroutine: it must be cheap and safe for
+// concurrent use. A nil observe is allowed.
+func NewObserved(pool *pgxpool.Pool, observe func(error)) *PG {
+	return &PG{pool: pool, observe: observe}
+}
+
+// Retries counts statements run a second time because their pooled
+// connection was dead.
+func (s *PG) Retries() uint64 { return s.retries.Load() }
+
+// Ping checks that Postgres answers, through the same retry as the
+// statements, and reports the outcome to the observer; running out of time
+// counts as unreachable here, since answering is all a ping asks for.
+func (s *PG) Ping(ctx context.Context) error {
+	err := s.run(ctx, func(c *pgxpool.Conn) error { return c.Ping(ctx) })
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && s.observe != nil {
+		s.observe(err)
+	}
+	if err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
 }
 
 // Stat reports the pool's connection counts.
@@ -129,6 +169,88 @@ func (s *PG) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	return conn, nil
 }
 
+// run runs one statement through fn on a pooled connection. When fn fails
+// because that connection was dead, it is dropped and fn runs once more on
+// a connection that answers a ping; harmless, as every statement is a
+// SELECT. Errors about the statement itself (a cast error, no rows) and a
+// context that ended are returned as they are. fn must start from scratch
+// each time: it may run twice.
+func (s *PG) run(ctx context.Context, fn func(*pgxpool.Conn) error) error {
+	conn, err := s.acquire(ctx)
+	if err == nil {
+		err = fn(conn)
+		dead := err != nil && conn.Conn().IsClosed()
+		conn.Release()
+		if err != nil && ctx.Err() == nil && (dead || connectionLost(err)) {
+			s.retries.Add(1)
+			if conn, err = s.acquireLive(ctx); err == nil {
+				err = fn(conn)
+				conn.Release()
+			}
+		}
+	}
+	s.report(ctx, err)
+	return err
+}
+
+// acquireLive checks out a connection that answers a ping. The pool may
+// still hold other dead connections (a restart kills them all), which the
+// pings weed out so the retry cannot land on one; bounded by the pool size.
+func (s *PG) acquireLive(ctx context.Context) (*pgxpool.Conn, error) {
+	var err error
+	for range s.pool.Stat().MaxConns() + 1 {
+		var conn *pgxpool.Conn
+		if conn, err = s.acquire(ctx); err != nil {
+			return nil, err
+		}
+		if err = conn.Ping(ctx); err == nil {
+			return conn, nil
+		}
+		closed := conn.Conn().IsClosed()
+		conn.Release() // a closed connection is destroyed, not pooled again
+		if !closed || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
+}
+
+// report tells the observer whether Postgres answered.
+func (s *PG) report(ctx context.Context, err error) {
+	switch {
+	case s.observe == nil:
+	case err == nil || errors.Is(err, pgx.ErrNoRows):
+		s.observe(nil)
+	case ctx.Err() != nil:
+		// Abandoned: says nothing about the database.
+	case unreachable(err):
+		s.observe(err)
+	default:
+		s.observe(nil) // Postgres answered, with an error about the statement
+	}
+}
+
+// connectionLost reports an error meaning the connection, not the
+// statement, failed: the server is shutting down or terminated the backend
+// (SQLSTATE 57P0x), a connection exception (class 08), a connection pgconn
+// had already closed, or a broken socket.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "57P0") || strings.HasPrefix(pgErr.Code, "08")
+	}
+	return pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// unreachable reports an error meaning Postgres could not be reached: no
+// new connection could be made, or connections kept dying.
+func unreachable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &connectErr) || connectionLost(err)
+}
+
 // authenticateSQL is Mastodon's token lookup, unchanged.
 const authenticateSQL = `
 SELECT oauth_access_tokens.id, oauth_access_tokens.resource_owner_id, users.account_id,
@@ -157,19 +279,15 @@ func (s *PG) Authenticate(ctx context.Context, token string) (Identity, error) {
 	if !utf8.ValidString(token) {
 		return Identity{}, ErrInvalidToken
 	}
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return Identity{}, fmt.Errorf("store: authenticate: %w", err)
-	}
-	defer conn.Release()
-
 	var (
 		id        Identity
 		owner     int64
 		languages pgtype.FlatArray[pgtype.Text]
 		scopes    pgtype.Text
 	)
-	err = conn.QueryRow(ctx, authenticateSQL, token).Scan(&id.TokenID, &owner, &id.AccountID, &languages, &scopes, &id.Permissions)
+	err := s.run(ctx, func(conn *pgxpool.Conn) error {
+		return conn.QueryRow(ctx, authenticateSQL, token).Scan(&id.TokenID, &owner, &id.AccountID, &languages, &scopes, &id.Permissions)
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return Identity{}, ErrInvalidToken
@@ -205,13 +323,10 @@ func (s *PG) OwnsList(ctx context.Context, list string, accountID int64) (bool, 
 	if !ok {
 		return false, nil
 	}
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return false, fmt.Errorf("store: list ownership: %w", err)
-	}
-	defer conn.Release()
 	var id, owner int64
-	err = conn.QueryRow(ctx, ownsListSQL, listID, accountID).Scan(&id, &owner)
+	err := s.run(ctx, func(conn *pgxpool.Conn) error {
+		return conn.QueryRow(ctx, ownsListSQL, listID, accountID).Scan(&id, &owner)
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return false, nil
@@ -241,26 +356,25 @@ func (s *PG) FeedAccess(ctx context.Context, kind FeedKind) (blockLocal, blockRe
 	default:
 		return false, false, fmt.Errorf("store: feed access: unknown feed kind %d", kind)
 	}
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return false, false, fmt.Errorf("store: feed access: %w", err)
-	}
-	defer conn.Release()
-	rows, err := conn.Query(ctx, feedAccessSQL, localVar, remoteVar)
-	if err != nil {
-		return false, false, fmt.Errorf("store: feed access: %w", err)
-	}
 	var name string
 	var value pgtype.Text
-	_, err = pgx.ForEachRow(rows, []any{&name, &value}, func() error {
-		disabled := value.Valid && value.String == feedDisabled
-		switch name {
-		case localVar:
-			blockLocal = disabled
-		case remoteVar:
-			blockRemote = disabled
+	err = s.run(ctx, func(conn *pgxpool.Conn) error {
+		blockLocal, blockRemote = false, false
+		rows, err := conn.Query(ctx, feedAccessSQL, localVar, remoteVar)
+		if err != nil {
+			return err
 		}
-		return nil
+		_, err = pgx.ForEachRow(rows, []any{&name, &value}, func() error {
+			disabled := value.Valid && value.String == feedDisabled
+			switch name {
+			case localVar:
+				blockLocal = disabled
+			case remoteVar:
+				blockRemote = disabled
+			}
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return false, false, fmt.Errorf("store: feed access: %w", err)
@@ -301,19 +415,18 @@ func (s *PG) Excluded(ctx context.Context, viewers []int64, st StatusRef) (map[i
 	if targets == nil {
 		targets = []int64{}
 	}
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("store: relationships: %w", err)
-	}
-	defer conn.Release()
-	rows, err := conn.Query(ctx, excludedSQL, viewers, st.AuthorID, targets, st.Domain)
-	if err != nil {
-		return nil, fmt.Errorf("store: relationships: %w", err)
-	}
 	var viewer int64
-	_, err = pgx.ForEachRow(rows, []any{&viewer}, func() error {
-		out[viewer] = true
-		return nil
+	err := s.run(ctx, func(conn *pgxpool.Conn) error {
+		clear(out)
+		rows, err := conn.Query(ctx, excludedSQL, viewers, st.AuthorID, targets, st.Domain)
+		if err != nil {
+			return err
+		}
+		_, err = pgx.ForEachRow(rows, []any{&viewer}, func() error {
+			out[viewer] = true
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: relationships: %w", err)
@@ -352,15 +465,6 @@ func (s *PG) KeywordFilters(ctx context.Context, accountIDs []int64) (map[int64]
 	if len(accountIDs) == 0 {
 		return out, nil
 	}
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("store: keyword filters: %w", err)
-	}
-	defer conn.Release()
-	rows, err := conn.Query(ctx, keywordFiltersSQL, accountIDs)
-	if err != nil {
-		return nil, fmt.Errorf("store: keyword filters: %w", err)
-	}
 	var (
 		account, filterID int64
 		title, word       string
@@ -369,7 +473,7 @@ func (s *PG) KeywordFilters(ctx context.Context, accountIDs []int64) (map[int64]
 		action            int32
 		wholeWord         bool
 	)
-	_, err = pgx.ForEachRow(rows, []any{&account, &filterID, &title, &filterContext, &expires, &action, &word, &wholeWord}, func() error {
+	collect := func() error {
 		id := strconv.FormatInt(filterID, 10)
 		filters := out[account]
 		// Rows arrive ordered by filter, so a filter's keywords are adjacent.
@@ -386,6 +490,15 @@ func (s *PG) KeywordFilters(ctx context.Context, accountIDs []int64) (map[int64]
 		last.Keywords = append(last.Keywords, keyword.Keyword{Keyword: word, WholeWord: wholeWord})
 		out[account] = filters
 		return nil
+	}
+	err := s.run(ctx, func(conn *pgxpool.Conn) error {
+		clear(out)
+		rows, err := conn.Query(ctx, keywordFiltersSQL, accountIDs)
+		if err != nil {
+			return err
+		}
+		_, err = pgx.ForEachRow(rows, []any{&account, &filterID, &title, &filterContext, &expires, &action, &word, &wholeWord}, collect)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: keyword filters: %w", err)

@@ -93,13 +93,15 @@ func Connect(ns *server.Server, url, name string, logger *slog.Logger) (*nats.Co
 		// Events buffered during a reconnect would be stale by the time they
 		// are flushed; Mastodon loses them too. Keep a small buffer only.
 		nats.ReconnectBufSize(1 << 20),
+		// At debug only: the components log each change of the
+		// connection's state once, with its address (shared/readiness).
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				logger.Warn("nats disconnected", "err", err)
+				logger.Debug("nats disconnected", "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			logger.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
+			logger.Debug("nats reconnected", "url", c.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""

@@ -1,6 +1,7 @@
 // Package testenv provides the services Spillway's tests run against: an
 // isolated Postgres schema loaded with a Mastodon schema subset and fixtures,
-// a namespaced Redis client, embedded NATS servers, and a polling assertion.
+// a namespaced Redis client, embedded NATS servers, a TCP proxy that cuts a
+// service off and restores it, and a polling assertion.
 //
 // It is a normal package (like net/http/httptest) but only _test.go files may
 // import it. Every helper registers its own teardown with t.Cleanup, so tests

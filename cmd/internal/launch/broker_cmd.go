@@ -5,15 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spillway/spillway/shared/bus"
 	"github.com/spillway/spillway/shared/mastodonenv"
+	"github.com/spillway/spillway/shared/readiness"
 )
 
 // defaultNATSListen is where the broker's embedded NATS server listens for
@@ -27,7 +26,7 @@ func Broker(ctx context.Context, args []string, env mastodonenv.Env, stdout, std
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	root := fs.String("mastodon-root", ".", "Mastodon's directory: .env.production (NODE_ENV=production) or .env is read from it")
-	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics on this host:port (off when empty)")
+	metricsAddr := fs.String("metrics-listen", "", "serve /healthz, /readyz and Prometheus /metrics on this host:port, as STREAMING_BROKER_HTTP_LISTEN (off when both are empty)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: broker [flags]
 
@@ -54,12 +53,14 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 	logger := Logger(stdout, s.LogLevel)
 
 	var nc *nats.Conn
+	var natsAddr string // for logs and /readyz
 	if s.NATSSet {
 		nc, err = bus.Connect(nil, s.NATSURL, "spillway-broker", logger)
 		if err != nil {
-			return err
+			return natsConnectError(s.NATSURL, err)
 		}
-		logger.Info("publishing to external NATS", "url", nc.ConnectedUrlRedacted())
+		natsAddr = readiness.RedactURL(s.NATSURL)
+		logger.Info("publishing to external NATS", "url", natsAddr)
 	} else {
 		listen := s.NATSListen
 		if listen == "" {
@@ -75,17 +76,30 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 			return err
 		}
 		logger.Info("NATS listening for edges on " + ns.ClientURL())
+		natsAddr = "in-process; embedded server for edges on " + ns.ClientURL()
 	}
 	defer nc.Close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	deps := brokerDependencies(logger, s, natsAddr)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	// Follows the broker's own NATS connection; ends with stopWatch below,
+	// before the connection closes.
+	go func() { defer close(watched); bus.WatchStatus(watchCtx, nc, deps.Add("nats", "").Observe) }()
+	defer func() { stopWatch(); <-watched }()
+	httpAddr := s.BrokerHTTPListen
 	if *metricsAddr != "" {
-		ln, err := net.Listen("tcp", *metricsAddr)
-		if err != nil {
-			return fmt.Errorf("-metrics-listen %s: %w", *metricsAddr, err)
-		}
-		defer serveAside(ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))()
+		httpAddr = *metricsAddr
 	}
-	return RunBroker(ctx, s, nc, logger, reg)
+	if httpAddr != "" {
+		addr, stop, err := serveBrokerHTTP(httpAddr, reg, deps)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		logger.Info("broker health, readiness and metrics on http://" + addr + " (/healthz, /readyz, /metrics)")
+	}
+	return RunBroker(ctx, s, nc, logger, reg, deps.Add("redis", ""))
 }

@@ -35,8 +35,8 @@ func Edge(ctx context.Context, args []string, env mastodonenv.Env, stdout, stder
 		fmt.Fprintf(stderr, `Usage: edge [flags]
 
 Serves Mastodon's streaming API on PORT/BIND or SOCKET: /api/v1/streaming
-(WebSocket), the SSE paths under /api/v1/streaming/, /api/v1/streaming/health
-and /metrics.
+(WebSocket), the SSE paths under /api/v1/streaming/, /api/v1/streaming/health,
+/metrics, and /readyz (NATS, Postgres and, all-in-one, Redis as JSON).
 
 Configuration comes from Mastodon's environment variables (PORT, BIND, SOCKET,
 DATABASE_URL or DB_HOST/DB_PORT/DB_USER/DB_PASS/DB_NAME/DB_SSLMODE/DB_POOL,
@@ -88,9 +88,13 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 	}
 	nc, err := bus.Connect(ns, natsURL, "spillway-edge", logger)
 	if err != nil {
-		return err
+		return natsConnectError(natsURL, err)
 	}
 	defer nc.Close()
+	// Neither NATS nor Postgres being unreachable stops the edge: it
+	// starts, logs each one naming its address, reports not ready and
+	// serves once they answer (Mastodon also starts without its database).
+	deps := edgeDependencies(logger, s, pgcfg, natsURL, *allInOne)
 
 	if addr := s.Env.Get("STREAMING_DEBUG_LISTEN"); addr != "" {
 		stop, err := serveDebug(addr)
@@ -103,7 +107,7 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 	e, err := edge.New(edge.Config{
 		Listener:       ln,
 		NATS:           nc,
-		Store:          store.New(pool),
+		Store:          store.NewObserved(pool, deps.Add("postgres", "").Observe),
 		Subjects:       s.Subjects,
 		Logger:         logger,
 		Registry:       reg,
@@ -111,6 +115,8 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 		MaxQueueFrames: s.QueueFrames,
 		ShutdownDelay:  s.ShutdownDelay,
 		ShutdownGrace:  s.ShutdownGrace,
+		Readiness:      deps,
+		NATSShedAfter:  s.shedAfter(),
 	})
 	if err != nil {
 		return err
@@ -127,7 +133,7 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 	defer bnc.Close()
 	logger.Info("Streaming API now listening on " + ln.Addr().String())
 	return runTogether(ctx, logger, e.Run, func(ctx context.Context) error {
-		return RunBroker(ctx, s, bnc, logger, reg)
+		return RunBroker(ctx, s, bnc, logger, reg, deps.Add("redis", ""))
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/spillway/spillway/broker"
 	"github.com/spillway/spillway/shared/channel"
 	"github.com/spillway/spillway/shared/mastodonenv"
+	"github.com/spillway/spillway/shared/readiness"
 )
 
 // Variables lists Spillway's own environment variables with their meaning,
@@ -34,6 +35,8 @@ var Variables = []struct{ Name, Default, Help string }{
 	{"STREAMING_SHUTDOWN_GRACE", "5s", "Edge: window over which clients are closed on shutdown."},
 	{"STREAMING_QUEUE_FRAMES", "512", "Edge: frames queued for one slow client before it is disconnected."},
 	{"STREAMING_DEBUG_LISTEN", "unset", "Edge: serve Go's /debug/pprof profiles on this host:port (keep it private)."},
+	{"STREAMING_NATS_SHED_AFTER", "30s", "Edge: once its NATS connection has been down this long, close its clients (spread over STREAMING_SHUTDOWN_GRACE) so the load balancer moves them, and refuse new ones until NATS is back; 0 never sheds."},
+	{"STREAMING_BROKER_HTTP_LISTEN", "unset", "Broker: serve /healthz, /readyz and /metrics on this host:port (the -metrics-listen flag wins when both are given)."},
 }
 
 // Settings is everything read from the environment, validated.
@@ -51,6 +54,9 @@ type Settings struct {
 	ShutdownDelay  time.Duration
 	ShutdownGrace  time.Duration
 	QueueFrames    int
+
+	NATSShedAfter    time.Duration // 0 = never
+	BrokerHTTPListen string
 }
 
 // Load reads and validates the environment, after Mastodon's .env loading
@@ -94,6 +100,9 @@ func Load(env mastodonenv.Env, root string, wantListen bool) (Settings, error) {
 	if s.ShutdownGrace, err = durationVar(env, "STREAMING_SHUTDOWN_GRACE", 5*time.Second); err != nil {
 		return Settings{}, err
 	}
+	if err := loadReadiness(env, &s); err != nil {
+		return Settings{}, err
+	}
 	return s, nil
 }
 
@@ -128,8 +137,9 @@ func Logger(w io.Writer, level slog.Level) *slog.Logger {
 }
 
 // RunBroker runs a broker on nc until ctx is done, with a Redis client from
-// the settings that it closes on return.
-func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer) error {
+// the settings that it closes on return; the subscription's state goes to
+// redis.
+func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer, redis *readiness.Dependency) error {
 	rdb := s.Redis.NewClient()
 	defer rdb.Close()
 	b, err := broker.New(broker.Config{
@@ -137,6 +147,7 @@ func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, logger *slog.Logg
 		Subjects:   s.Subjects,
 		Logger:     logger,
 		Registerer: reg,
+		Redis:      redis,
 	}, rdb, nc)
 	if err != nil {
 		return err
