@@ -8,7 +8,6 @@
 package bus
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +22,7 @@ import (
 type ServerConfig struct {
 	// Listen is the host:port of the client listener. Empty means no TCP
 	// listener at all: only in-process connections (all-in-one mode).
+	// Port 0 or -1 picks a free port.
 	Listen string
 	// MaxPayload caps one NATS message in bytes. Zero means 8 MiB, enough
 	// for any Mastodon status and far above Redis messages Rails produces.
@@ -60,22 +60,50 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		if err != nil || port < -1 || port > 65535 {
 			return nil, fmt.Errorf("bus: listen address %q: invalid port", cfg.Listen)
 		}
+		if port == 0 {
+			// nats-server reads 0 as its default, 4222; everywhere else
+			// in Go, port 0 asks for a free one.
+			port = server.RANDOM_PORT
+		}
 		opts.Host, opts.Port = host, port
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: new nats server: %w", err)
 	}
-	if cfg.Logger != nil {
-		ns.SetLoggerV2(slogAdapter{cfg.Logger.With("component", "nats-server")}, false, false, false)
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
+	log := &serverLog{l: logger.With("component", "nats-server"), fatal: make(chan string, 1)}
+	ns.SetLoggerV2(log, false, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("bus: nats server not ready after 10s (is the listen address in use?)")
+	// nats-server reports a listener it cannot open (address in use, host
+	// unknown, address not on this host) only through its logger; waiting
+	// for readiness alone would hide the cause behind a timeout.
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case msg := <-log.fatal:
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			return nil, fmt.Errorf("bus: nats server: %s", msg)
+		default:
+		}
+		if ns.ReadyForConnections(50 * time.Millisecond) {
+			return ns, nil
+		}
+		if time.Now().After(deadline) {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			return nil, fmt.Errorf("bus: nats server not ready after %v", readyTimeout)
+		}
 	}
-	return ns, nil
 }
+
+// readyTimeout bounds how long StartServer waits for a server that reported
+// no error to accept connections.
+const readyTimeout = 10 * time.Second
 
 // Connect opens a client connection. With ns non-nil the connection is
 // in-process (no socket, url ignored); otherwise url is dialled over TCP.
@@ -120,15 +148,27 @@ func Connect(ns *server.Server, url, name string, logger *slog.Logger) (*nats.Co
 	return nc, nil
 }
 
-// slogAdapter routes nats-server's printf-style logger into slog.
-type slogAdapter struct{ l *slog.Logger }
+// serverLog routes nats-server's printf-style logger into slog and keeps
+// the first fatal message for StartServer.
+type serverLog struct {
+	l     *slog.Logger
+	fatal chan string // capacity 1; later fatal messages are only logged
+}
 
-func (a slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *serverLog) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
+func (a *serverLog) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a *serverLog) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a *serverLog) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *serverLog) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+
+func (a *serverLog) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	a.l.Error(msg)
+	select {
+	case a.fatal <- msg:
+	default:
+	}
+}
 
 // HeaderReceived is the NATS header in which the broker records when it
 // received a message from Redis (Unix nanoseconds, decimal), so edges can

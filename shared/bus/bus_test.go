@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +52,41 @@ func TestStartServerBadListen(t *testing.T) {
 		if _, err := StartServer(ServerConfig{Listen: l}); err == nil {
 			t.Errorf("listen %q: expected error", l)
 		}
+	}
+}
+
+// A listen address the server cannot use is reported with its cause, as soon
+// as nats-server gives up, not after the readiness wait.
+func TestStartServerListenErrorNamesCause(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	tests := []struct {
+		name, listen, want string
+	}{
+		{"port in use", busy.Addr().String(), "address already in use"},
+		{"unresolvable host", "no-such-host.invalid:0", "no such host"},
+		{"address not on this host", "192.0.2.1:0", "cannot assign requested address"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			ns, err := StartServer(ServerConfig{Listen: tc.listen})
+			took := time.Since(start)
+			if err == nil {
+				ns.Shutdown()
+				t.Fatalf("listen %q: no error", tc.listen)
+			}
+			t.Logf("after %v: %v", took, err)
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("listen %q: error %q does not name the cause %q", tc.listen, err, tc.want)
+			}
+			// The old behaviour waited out the whole 10 s readiness timeout.
+			if took > 5*time.Second {
+				t.Errorf("listen %q: error after %v", tc.listen, took)
+			}
+		})
 	}
 }
