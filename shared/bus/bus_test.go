@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spillway/spillway/shared/channel"
 )
 
 func TestInProcessAndTCP(t *testing.T) {
@@ -17,26 +19,35 @@ func TestInProcessAndTCP(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ns, err := StartServer(ServerConfig{Listen: tc.listen})
+			srv, err := StartServer(ServerConfig{Listen: tc.listen})
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-			var url string
-			srv := ns
+			defer srv.Shutdown()
+			// The internal user may use any subject; an edge only its own.
+			subject := "x.y"
+			nc, err := srv.Connect("test", nil)
 			if tc.listen != "" {
-				url, srv = ns.ClientURL(), nil
+				subject = channel.Subjects{}.Of(channel.Home(1))
+				nc, err = Connect(ClientConfig{URL: srv.ClientURL(), Name: "test"})
 			}
-			nc, err := Connect(srv, url, "test", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer nc.Close()
-			sub, err := nc.SubscribeSync("x.y")
+			sub, err := nc.SubscribeSync(subject)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := nc.Publish("x.y", []byte("hi")); err != nil {
+			pub, err := srv.Connect("publisher", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close()
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if err := pub.Publish(subject, []byte("hi")); err != nil {
 				t.Fatal(err)
 			}
 			m, err := sub.NextMsg(5 * time.Second)
@@ -49,7 +60,8 @@ func TestInProcessAndTCP(t *testing.T) {
 
 func TestStartServerBadListen(t *testing.T) {
 	for _, l := range []string{"nonsense", "127.0.0.1:notaport", "127.0.0.1:70000"} {
-		if _, err := StartServer(ServerConfig{Listen: l}); err == nil {
+		if srv, err := StartServer(ServerConfig{Listen: l}); err == nil {
+			srv.Shutdown()
 			t.Errorf("listen %q: expected error", l)
 		}
 	}
@@ -73,10 +85,10 @@ func TestStartServerListenErrorNamesCause(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			ns, err := StartServer(ServerConfig{Listen: tc.listen})
+			srv, err := StartServer(ServerConfig{Listen: tc.listen})
 			took := time.Since(start)
 			if err == nil {
-				ns.Shutdown()
+				srv.Shutdown()
 				t.Fatalf("listen %q: no error", tc.listen)
 			}
 			t.Logf("after %v: %v", took, err)

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/spillway/spillway/shared/bus"
 	"github.com/spillway/spillway/shared/mastodonenv"
 )
 
@@ -57,7 +56,7 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 
 	var nc *nats.Conn
 	if s.NATSSet {
-		nc, err = bus.Connect(nil, s.NATSURL, "spillway-broker", logger)
+		nc, err = dialNATS(s, s.NATSURL, "spillway-broker", logger)
 		if err != nil {
 			return err
 		}
@@ -67,16 +66,16 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 		if listen == "" {
 			listen = defaultNATSListen
 		}
-		ns, err := bus.StartServer(bus.ServerConfig{Listen: listen, Logger: logger})
-		if err != nil {
-			return fmt.Errorf("embedded NATS on STREAMING_NATS_LISTEN=%s: %w", listen, err)
-		}
-		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		nc, err = bus.Connect(ns, "", "spillway-broker", logger)
+		srv, err := embedNATS(s, listen, logger)
 		if err != nil {
 			return err
 		}
-		logger.Info("NATS listening for edges on " + ns.ClientURL())
+		defer srv.Shutdown()
+		nc, err = srv.Connect("spillway-broker", logger)
+		if err != nil {
+			return err
+		}
+		logger.Info("NATS listening for edges on " + srv.ClientURL())
 	}
 	defer nc.Close()
 

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spillway/spillway/edge"
@@ -74,18 +74,21 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 	}
 	defer ln.Close()
 
-	var ns *server.Server
-	natsURL := s.NATSURL
+	var srv *bus.Server
+	var nc *nats.Conn
 	if *allInOne {
-		ns, err = bus.StartServer(bus.ServerConfig{Listen: s.NATSListen, Logger: logger})
-		if err != nil {
-			return fmt.Errorf("embedded NATS (STREAMING_NATS_LISTEN=%q): %w", s.NATSListen, err)
+		if srv, err = embedNATS(s, s.NATSListen, logger); err != nil {
+			return err
 		}
-		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	} else if natsURL == "" {
-		natsURL = defaultNATSURL
+		defer srv.Shutdown()
+		nc, err = srv.Connect("spillway-edge", logger)
+	} else {
+		natsURL := s.NATSURL
+		if natsURL == "" {
+			natsURL = defaultNATSURL
+		}
+		nc, err = dialNATS(s, natsURL, "spillway-edge", logger)
 	}
-	nc, err := bus.Connect(ns, natsURL, "spillway-edge", logger)
 	if err != nil {
 		return err
 	}
@@ -120,7 +123,7 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 	defer stopBroker()
 	var brokerErr error
 	if *allInOne {
-		bnc, err := bus.Connect(ns, "", "spillway-broker", logger)
+		bnc, err := srv.Connect("spillway-broker", logger)
 		if err != nil {
 			return err
 		}
