@@ -500,3 +500,16 @@ func TestBrokerNATSListenErrorNamesCause(t *testing.T) {
 		}
 	}
 }
+
+// Both commands' -help lists every NATS security variable.
+func TestHelpListsNATSVariables(t *testing.T) {
+	for _, main := range []func(context.Context, []string, mastodonenv.Env, io.Writer, io.Writer) error{Edge, Broker} {
+		var out strings.Builder
+		_ = main(context.Background(), []string{"x", "-help"}, mastodonenv.MapEnv(nil), &out, &out)
+		for _, v := range natsVariables {
+			if !strings.Contains(out.String(), v.Name) {
+				t.Errorf("help lacks %s", v.Name)
+			}
+		}
+	}
+}
