@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,14 +187,18 @@ func TestNATSTLS(t *testing.T) {
 	}
 	deliveredNext(t, rdb, ns, sse)
 
+	unknownCA := []string{"certificate signed by unknown authority"}
+	// With TLS 1.3 the client may hear the server's alert, or only that
+	// the server closed the connection.
+	noCert := []string{"certificate required", "closed by remote", "broken pipe", "connection reset"}
 	for _, tc := range []struct {
 		name string
 		opts []nats.Option
-		want string
+		want []string // any of
 	}{
-		{"CA not trusted", []nats.Option{nats.ClientCert(pki.clientCert, pki.clientKey)}, "certificate signed by unknown authority"},
-		{"another CA trusted", []nats.Option{nats.RootCAs(pki.otherCA), nats.ClientCert(pki.clientCert, pki.clientKey)}, "certificate signed by unknown authority"},
-		{"no client certificate", []nats.Option{nats.RootCAs(pki.ca)}, "certificate required"},
+		{"CA not trusted", []nats.Option{nats.ClientCert(pki.clientCert, pki.clientKey)}, unknownCA},
+		{"another CA trusted", []nats.Option{nats.RootCAs(pki.otherCA), nats.ClientCert(pki.clientCert, pki.clientKey)}, unknownCA},
+		{"no client certificate", []nats.Option{nats.RootCAs(pki.ca)}, noCert},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nc, err := nats.Connect(natsURL, append(tc.opts, nats.Timeout(5*time.Second))...)
@@ -202,8 +207,8 @@ func TestNATSTLS(t *testing.T) {
 				t.Fatal("connected")
 			}
 			t.Logf("refused: %v", err)
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("refused with %v, want %q", err, tc.want)
+			if !slices.ContainsFunc(tc.want, func(w string) bool { return strings.Contains(err.Error(), w) }) {
+				t.Errorf("refused with %v, want one of %q", err, tc.want)
 			}
 		})
 	}
