@@ -145,11 +145,18 @@ func (b *Broker) Run(ctx context.Context) error {
 		return fmt.Errorf("broker: subscribe interest: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	// A broker that starts, or whose NATS connection comes back, knows
+	// nothing of what edges announced meanwhile: it asks them all. The
+	// request follows the subscription on the same connection, so every
+	// answer finds it in place.
+	connected := b.nc.StatusChanged(nats.CONNECTED)
+	defer b.nc.RemoveStatusListener(connected)
+	b.askInterest()
 
 	resync := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() { b.forward(ctx, resync) })
-	wg.Go(func() { b.maintain(ctx, interest, resync) })
+	wg.Go(func() { b.maintain(ctx, interest, resync, connected) })
 	wg.Wait()
 	if err := b.nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		b.logger.Debug("nats flush on stop", "err", err)
@@ -220,10 +227,17 @@ func (b *Broker) publish(m *redis.Message) {
 	b.forwarded.Inc()
 }
 
+// askInterest asks every edge to announce all the channels it serves.
+func (b *Broker) askInterest() {
+	if err := b.nc.Publish(b.cfg.Subjects.Resync(), nil); err != nil {
+		b.logger.Warn("asking edges for their interest failed; they re-announce at their next refresh", "err", err)
+	}
+}
+
 // maintain writes `subscribed:` keys for channels edges report, refreshes
-// every live one each Refresh, and rewrites them all after a Redis
-// reconnect.
-func (b *Broker) maintain(ctx context.Context, in <-chan *nats.Msg, resync <-chan struct{}) {
+// every live one each Refresh, rewrites them all after a Redis reconnect,
+// and asks edges for their interest after a NATS reconnect.
+func (b *Broker) maintain(ctx context.Context, in <-chan *nats.Msg, resync <-chan struct{}, connected <-chan nats.Status) {
 	t := time.NewTicker(b.cfg.Refresh)
 	defer t.Stop()
 	for {
@@ -247,6 +261,8 @@ func (b *Broker) maintain(ctx context.Context, in <-chan *nats.Msg, resync <-cha
 			b.setKeys(ctx, b.live())
 		case <-resync:
 			b.setKeys(ctx, b.live())
+		case <-connected:
+			b.askInterest()
 		}
 	}
 }

@@ -205,3 +205,37 @@ func TestNewValidates(t *testing.T) {
 		t.Fatal("want error for a bad prefix")
 	}
 }
+
+// A broker asks every edge for its interest when it starts and when its
+// NATS connection comes back: it may have missed every announcement.
+func TestAsksForInterest(t *testing.T) {
+	_, nc := testenv.NATS(t)
+	var subj channel.Subjects
+	asked, err := nc.SubscribeSync(subj.Resync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, ns := testenv.Redis(t)
+	b, err := New(Config{Namespace: ns}, rdb, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	if _, err := asked.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("no request at start: %v", err)
+	}
+	if err := nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asked.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("no request after a reconnect: %v", err)
+	}
+}

@@ -339,17 +339,36 @@ func (h *hub) publishInterest(names []string) {
 const interestChunk = 64 << 10
 
 // refreshInterest republishes every tracked channel each interval, so the
-// broker keeps `subscribed:` keys alive (Mastodon refreshes every 360 s).
+// broker keeps `subscribed:` keys alive (Mastodon refreshes every 360 s),
+// and at once when the NATS connection comes back or a (re)started broker
+// asks: either may have forgotten everything, and Rails skips home, list
+// and notification events for channels without a key.
 func (h *hub) refreshInterest(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	asked := make(chan struct{}, 1) // a burst of requests is answered once
+	sub, err := h.nc.Subscribe(h.subjects.Resync(), func(*nats.Msg) {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		h.logger.Warn("nats subscribe "+h.subjects.Resync()+"; interest is re-announced on reconnect and each refresh only", "err", err)
+	} else {
+		defer func() { _ = sub.Unsubscribe() }()
+	}
+	connected := h.nc.StatusChanged(nats.CONNECTED)
+	defer h.nc.RemoveStatusListener(connected)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			h.publishInterest(h.tracked())
+		case <-asked:
+		case <-connected:
 		}
+		h.publishInterest(h.tracked())
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/spillway/spillway/edge/store"
@@ -30,7 +29,7 @@ import (
 type natsProcess struct {
 	t    *testing.T
 	port string
-	ns   *server.Server
+	ns   *bus.Server
 }
 
 func startNATSProcess(t *testing.T) *natsProcess {
@@ -56,17 +55,29 @@ func (n *natsProcess) url() string { return "nats://127.0.0.1:" + n.port }
 func (n *natsProcess) stop() {
 	if n.ns != nil {
 		n.ns.Shutdown()
-		n.ns.WaitForShutdown()
 		n.ns = nil
 	}
 }
 
 func (n *natsProcess) restart() { n.start("127.0.0.1:" + n.port) }
 
-// connect opens a client connection with Spillway's reconnect policy.
+// publisher is the broker's side: an in-process connection with the
+// rights to publish events, to the server running now.
+func (n *natsProcess) publisher() *nats.Conn {
+	n.t.Helper()
+	nc, err := n.ns.Connect("broker", nil)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(nc.Close)
+	return nc
+}
+
+// connect opens a client connection with Spillway's reconnect policy, as
+// an edge does.
 func (n *natsProcess) connect(name string) *nats.Conn {
 	n.t.Helper()
-	nc, err := bus.Connect(nil, n.url(), name, nil)
+	nc, err := bus.Connect(bus.ClientConfig{URL: n.url(), Name: name})
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -237,7 +248,7 @@ func TestNATSLossShedsClients(t *testing.T) {
 	})
 
 	// Served again, with events.
-	pub := n.connect("broker")
+	pub := n.publisher()
 	c := h.sse("/api/v1/streaming/user", testenv.AliceReadToken)
 	var subj channel.Subjects
 	if err := pub.Publish(subj.Of(channel.Home(testenv.Alice)), []byte(`{"event":"delete","payload":"42"}`)); err != nil {
@@ -268,7 +279,7 @@ func TestShortNATSLossKeepsClients(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	pub := n.connect("broker")
+	pub := n.publisher()
 	var subj channel.Subjects
 	if err := pub.Publish(subj.Of(channel.Home(testenv.Alice)), []byte(`{"event":"delete","payload":"7"}`)); err != nil {
 		t.Fatal(err)

@@ -1,29 +1,46 @@
 // Package bus is the NATS plumbing shared by the broker and the edges: starting
-// an embedded nats-server, connecting to it (in-process or over TCP) with
-// Spillway's reconnect policy, and the interest messages edges send so that the
-// broker keeps Mastodon's `subscribed:` keys alive.
+// an embedded nats-server that lets edges in with least privilege, connecting
+// to it (in-process or over TCP, with credentials and TLS) with Spillway's
+// reconnect policy, and the interest messages edges send so that the broker
+// keeps Mastodon's `subscribed:` keys alive.
 //
 // It owns no goroutines of its own beyond what nats-server and nats.go start;
 // callers close what they open.
 package bus
 
 import (
-	"errors"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/spillway/spillway/shared/channel"
 )
 
 // ServerConfig configures an embedded nats-server.
 type ServerConfig struct {
 	// Listen is the host:port of the client listener. Empty means no TCP
 	// listener at all: only in-process connections (all-in-one mode).
+	// Port 0 or -1 picks a free port.
 	Listen string
+	// Subjects are the subjects the instance uses; edges may subscribe to
+	// its event and resync subjects and publish on its interest subject,
+	// nothing else.
+	Subjects channel.Subjects
+	// Edges is what a client must present to be let in as an edge: a
+	// Token, or a User and Password (CredsFile and NKeySeedFile are for
+	// clients only). Zero lets any client in as an edge.
+	Edges Credentials
+	// TLS, with CertFile and KeyFile set, makes the listener speak TLS
+	// only; VerifyClients then also requires a client certificate signed
+	// by CAFile. Zero means plain text.
+	TLS TLSFiles
 	// MaxPayload caps one NATS message in bytes. Zero means 8 MiB, enough
 	// for any Mastodon status and far above Redis messages Rails produces.
 	MaxPayload int32
@@ -35,13 +52,30 @@ type ServerConfig struct {
 // ServerConfig.MaxPayload is zero.
 const DefaultMaxPayload = 8 << 20
 
+// Server is a running embedded nats-server.
+type Server struct {
+	ns *server.Server
+	// secret is the password of the internal user, which only this
+	// process's own connections know.
+	secret string
+}
+
 // StartServer starts an embedded nats-server and waits until it accepts
-// connections. The caller must call Shutdown (and WaitForShutdown).
-func StartServer(cfg ServerConfig) (*server.Server, error) {
+// connections. The caller must call Shutdown.
+func StartServer(cfg ServerConfig) (*Server, error) {
+	if err := cfg.Edges.validate(true); err != nil {
+		return nil, fmt.Errorf("bus: edge credentials: %w", err)
+	}
+	srv := &Server{secret: rand.Text()}
 	opts := &server.Options{
 		ServerName: "spillway",
 		NoSigs:     true,
 		MaxPayload: cfg.MaxPayload,
+		CustomClientAuthentication: &authenticator{
+			secret: srv.secret,
+			edges:  cfg.Edges,
+			perms:  edgePermissions(cfg.Subjects),
+		},
 	}
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = DefaultMaxPayload
@@ -60,47 +94,137 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		if err != nil || port < -1 || port > 65535 {
 			return nil, fmt.Errorf("bus: listen address %q: invalid port", cfg.Listen)
 		}
+		if port == 0 {
+			// nats-server reads 0 as its default, 4222; everywhere else
+			// in Go, port 0 asks for a free one.
+			port = server.RANDOM_PORT
+		}
 		opts.Host, opts.Port = host, port
+	}
+	if err := cfg.TLS.server(opts); err != nil {
+		return nil, err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: new nats server: %w", err)
 	}
-	if cfg.Logger != nil {
-		ns.SetLoggerV2(slogAdapter{cfg.Logger.With("component", "nats-server")}, false, false, false)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("bus: nats server not ready after 10s (is the listen address in use?)")
-	}
-	return ns, nil
-}
-
-// Connect opens a client connection. With ns non-nil the connection is
-// in-process (no socket, url ignored); otherwise url is dialled over TCP.
-// The connection retries forever: a NATS outage must not end an edge or the
-// broker, which keep serving what they can and resume by themselves.
-func Connect(ns *server.Server, url, name string, logger *slog.Logger) (*nats.Conn, error) {
+	srv.ns = ns
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	log := &serverLog{l: logger.With("component", "nats-server"), fatal: make(chan string, 1)}
+	ns.SetLoggerV2(log, false, false, false)
+	ns.Start()
+	// nats-server reports a listener it cannot open (address in use, host
+	// unknown, address not on this host) only through its logger; waiting
+	// for readiness alone would hide the cause behind a timeout.
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case msg := <-log.fatal:
+			srv.Shutdown()
+			return nil, fmt.Errorf("bus: nats server: %s", msg)
+		default:
+		}
+		if ns.ReadyForConnections(50 * time.Millisecond) {
+			return srv, nil
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return nil, fmt.Errorf("bus: nats server not ready after %v", readyTimeout)
+		}
+	}
+}
+
+// readyTimeout bounds how long StartServer waits for a server that reported
+// no error to accept connections.
+const readyTimeout = 10 * time.Second
+
+// ClientURL is the URL edges connect to (tls:// when the listener speaks
+// TLS).
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Addr is the client listener's address; nil without a listener.
+func (s *Server) Addr() net.Addr { return s.ns.Addr() }
+
+// Shutdown stops the server and waits until it has.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}
+
+// Connect opens an in-process connection (no socket) as the internal user,
+// who may publish and subscribe to anything: the broker and, in all-in-one
+// mode, the edge.
+func (s *Server) Connect(name string, logger *slog.Logger) (*nats.Conn, error) {
+	return connect("", name, logger, nats.InProcessServer(s.ns), nats.UserInfo(internalUser, s.secret))
+}
+
+// ClientConfig configures a connection to a NATS server or cluster over
+// the network.
+type ClientConfig struct {
+	// URL is one or more comma-separated server URLs.
+	URL string
+	// Name is the connection name the server shows.
+	Name string
+	// Credentials are presented to the server; zero presents none.
+	Credentials Credentials
+	// TLS: CAFile verifies the server (else the system's roots, when the
+	// server speaks TLS); CertFile and KeyFile are a client certificate.
+	// VerifyClients is a server setting and ignored here.
+	TLS TLSFiles
+	// Logger receives connection state changes. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Connect opens a client connection over TCP. The connection retries
+// forever, also after authorization errors (credentials may be changing on
+// the server): a NATS outage must not end an edge or the broker, which keep
+// serving what they can and resume by themselves.
+func Connect(cfg ClientConfig) (*nats.Conn, error) {
+	opts, err := cfg.options()
+	if err != nil {
+		return nil, fmt.Errorf("bus: connect %s: %w", cfg.Name, err)
+	}
+	return connect(cfg.URL, cfg.Name, cfg.Logger, opts...)
+}
+
+func connect(url, name string, logger *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var lastErr connErr
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
+		nats.IgnoreAuthErrorAbort(),
 		// Events buffered during a reconnect would be stale by the time they
 		// are flushed; Mastodon loses them too. Keep a small buffer only.
 		nats.ReconnectBufSize(1 << 20),
-		// At debug only: the components log each change of the
-		// connection's state once, with its address (shared/readiness).
+		// Connection state changes are logged once, with the address, by
+		// the components (shared/readiness); here only at debug, except
+		// the cause of a failing (re)connect, once per distinct cause.
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				logger.Debug("nats disconnected", "err", err)
 			}
 		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if lastErr.changed(err) {
+				logger.Warn("nats connection failed; retrying", "err", err)
+			}
+		}),
+		nats.ConnectHandler(func(c *nats.Conn) {
+			// Only a connection that failed first is news.
+			if lastErr.changed(nil) {
+				logger.Debug("nats connected", "url", c.ConnectedUrlRedacted())
+			}
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
+			lastErr.changed(nil)
 			logger.Debug("nats reconnected", "url", c.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -111,26 +235,57 @@ func Connect(ns *server.Server, url, name string, logger *slog.Logger) (*nats.Co
 			logger.Warn("nats async error", "subject", subject, "err", err)
 		}),
 	}
-	if ns != nil {
-		opts = append(opts, nats.InProcessServer(ns))
-		url = ""
-	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect %s: %w", name, err)
 	}
 	return nc, nil
 }
 
-// slogAdapter routes nats-server's printf-style logger into slog.
-type slogAdapter struct{ l *slog.Logger }
+// connErr remembers the last connection error, so that one failing the
+// same way every 250 ms is logged once, not four times a second.
+type connErr struct {
+	mu   sync.Mutex
+	last string
+}
 
-func (a slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+// changed records err (nil: connected) and reports whether it differs from
+// the previous one.
+func (c *connErr) changed(err error) bool {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if msg == c.last {
+		return false
+	}
+	c.last = msg
+	return true
+}
+
+// serverLog routes nats-server's printf-style logger into slog and keeps
+// the first fatal message for StartServer.
+type serverLog struct {
+	l     *slog.Logger
+	fatal chan string // capacity 1; later fatal messages are only logged
+}
+
+func (a *serverLog) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
+func (a *serverLog) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a *serverLog) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a *serverLog) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *serverLog) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+
+func (a *serverLog) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	a.l.Error(msg)
+	select {
+	case a.fatal <- msg:
+	default:
+	}
+}
 
 // HeaderReceived is the NATS header in which the broker records when it
 // received a message from Redis (Unix nanoseconds, decimal), so edges can

@@ -22,7 +22,7 @@ func TestWatchStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := Connect(nil, ns.ClientURL(), "test", nil)
+	nc, err := Connect(ClientConfig{URL: ns.ClientURL(), Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,13 +52,12 @@ func TestWatchStatus(t *testing.T) {
 
 	testenv.Eventually(t, 10*time.Second, want(true))
 	ns.Shutdown()
-	ns.WaitForShutdown()
 	testenv.Eventually(t, 10*time.Second, want(false))
 	ns2, err := StartServer(ServerConfig{Listen: "127.0.0.1:" + port})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { ns2.Shutdown(); ns2.WaitForShutdown() }()
+	defer func() { ns2.Shutdown() }()
 	testenv.Eventually(t, 10*time.Second, want(true))
 }
 

@@ -21,6 +21,7 @@ var (
 //
 //	P.ch.<token>.<token>...   one subject per channel Name, see Of
 //	P.ctl.interest            control subject edges publish interest on
+//	P.ctl.resync              control subject the broker asks for all interest on
 //
 // Channel subjects always have "ch" right after the prefix and control
 // subjects "ctl", so no Name, however odd (e.g. "ctl:interest"), can produce
@@ -180,6 +181,13 @@ func (s Subjects) Timelines() string {
 // have "ch" where this has "ctl".
 func (s Subjects) Interest() string {
 	return s.prefix() + ".ctl.interest"
+}
+
+// Resync returns Prefix + ".ctl.resync", the control subject on which a
+// (re)started broker asks every edge to announce all of its interest again.
+// Like Interest, it never equals any Of result.
+func (s Subjects) Resync() string {
+	return s.prefix() + ".ctl.resync"
 }
 
 // ValidPrefix checks a subject prefix: one or more '.'-separated, non-empty

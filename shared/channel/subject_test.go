@@ -62,15 +62,23 @@ func TestSubjectsControl(t *testing.T) {
 		if got, want := s.Interest(), p+".ctl.interest"; got != want {
 			t.Errorf("Interest() = %q, want %q", got, want)
 		}
-		if !server.IsValidSubject(s.Timelines()) || !server.IsValidLiteralSubject(s.Interest()) {
-			t.Errorf("invalid control subjects %q %q", s.Timelines(), s.Interest())
+		if got, want := s.Resync(), p+".ctl.resync"; got != want {
+			t.Errorf("Resync() = %q, want %q", got, want)
 		}
-		if _, err := s.Parse(s.Interest()); !errors.Is(err, ErrNotChannel) {
-			t.Errorf("Parse(Interest()) err = %v, want ErrNotChannel", err)
+		if !server.IsValidSubject(s.Timelines()) || !server.IsValidLiteralSubject(s.Interest()) || !server.IsValidLiteralSubject(s.Resync()) {
+			t.Errorf("invalid control subjects %q %q %q", s.Timelines(), s.Interest(), s.Resync())
 		}
-		for _, n := range []Name{"ctl:interest", "ctl", "", "interest"} {
-			if s.Of(n) == s.Interest() {
-				t.Errorf("Of(%q) collides with Interest()", n)
+		for _, ctl := range []string{s.Interest(), s.Resync()} {
+			if _, err := s.Parse(ctl); !errors.Is(err, ErrNotChannel) {
+				t.Errorf("Parse(%q) err = %v, want ErrNotChannel", ctl, err)
+			}
+			if server.SubjectMatchesFilter(ctl, s.Timelines()) {
+				t.Errorf("Timelines() matches %q", ctl)
+			}
+			for _, n := range []Name{"ctl:interest", "ctl:resync", "ctl", "", "interest", "resync"} {
+				if s.Of(n) == ctl {
+					t.Errorf("Of(%q) collides with %q", n, ctl)
+				}
 			}
 		}
 	}
@@ -174,8 +182,8 @@ func FuzzSubjectRoundTrip(f *testing.F) {
 				t.Fatalf("Of(%q) = %q has byte %#x", name, subj, subj[i])
 			}
 		}
-		if subj == s.Interest() {
-			t.Fatalf("Of(%q) collides with Interest()", name)
+		if subj == s.Interest() || subj == s.Resync() {
+			t.Fatalf("Of(%q) collides with a control subject", name)
 		}
 		if got := server.SubjectMatchesFilter(subj, s.Timelines()); got != strings.HasPrefix(name, "timeline:") {
 			t.Fatalf("Of(%q) = %q matches Timelines(): %v", name, subj, got)

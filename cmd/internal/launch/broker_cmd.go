@@ -55,7 +55,7 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 	var nc *nats.Conn
 	var natsAddr string // for logs and /readyz
 	if s.NATSSet {
-		nc, err = bus.Connect(nil, s.NATSURL, "spillway-broker", logger)
+		nc, err = dialNATS(s, s.NATSURL, "spillway-broker", logger)
 		if err != nil {
 			return natsConnectError(s.NATSURL, err)
 		}
@@ -66,17 +66,17 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 		if listen == "" {
 			listen = defaultNATSListen
 		}
-		ns, err := bus.StartServer(bus.ServerConfig{Listen: listen, Logger: logger})
-		if err != nil {
-			return fmt.Errorf("embedded NATS on STREAMING_NATS_LISTEN=%s: %w", listen, err)
-		}
-		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		nc, err = bus.Connect(ns, "", "spillway-broker", logger)
+		srv, err := embedNATS(s, listen, logger)
 		if err != nil {
 			return err
 		}
-		logger.Info("NATS listening for edges on " + ns.ClientURL())
-		natsAddr = "in-process; embedded server for edges on " + ns.ClientURL()
+		defer srv.Shutdown()
+		nc, err = srv.Connect("spillway-broker", logger)
+		if err != nil {
+			return err
+		}
+		logger.Info("NATS listening for edges on " + srv.ClientURL())
+		natsAddr = "in-process; embedded server for edges on " + srv.ClientURL()
 	}
 	defer nc.Close()
 

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -75,18 +75,21 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 	}
 	defer ln.Close()
 
-	var ns *server.Server
+	var srv *bus.Server
+	var nc *nats.Conn
 	natsURL := s.NATSURL
 	if *allInOne {
-		ns, err = bus.StartServer(bus.ServerConfig{Listen: s.NATSListen, Logger: logger})
-		if err != nil {
-			return fmt.Errorf("embedded NATS (STREAMING_NATS_LISTEN=%q): %w", s.NATSListen, err)
+		if srv, err = embedNATS(s, s.NATSListen, logger); err != nil {
+			return err
 		}
-		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	} else if natsURL == "" {
-		natsURL = defaultNATSURL
+		defer srv.Shutdown()
+		nc, err = srv.Connect("spillway-edge", logger)
+	} else {
+		if natsURL == "" {
+			natsURL = defaultNATSURL
+		}
+		nc, err = dialNATS(s, natsURL, "spillway-edge", logger)
 	}
-	nc, err := bus.Connect(ns, natsURL, "spillway-edge", logger)
 	if err != nil {
 		return natsConnectError(natsURL, err)
 	}
@@ -126,7 +129,7 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 		logger.Info("Streaming API now listening on " + ln.Addr().String())
 		return e.Run(ctx)
 	}
-	bnc, err := bus.Connect(ns, "", "spillway-broker", logger)
+	bnc, err := srv.Connect("spillway-broker", logger)
 	if err != nil {
 		return err
 	}

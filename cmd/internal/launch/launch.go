@@ -26,7 +26,9 @@ import (
 
 // Variables lists Spillway's own environment variables with their meaning,
 // for --help and the README.
-var Variables = []struct{ Name, Default, Help string }{
+var Variables = append(coreVariables, natsVariables...)
+
+var coreVariables = []struct{ Name, Default, Help string }{
 	{"STREAMING_NATS_URL", "nats://127.0.0.1:4222 (edge); unset (broker)", "NATS server or cluster URL(s), comma-separated. Edge: where to receive events. Broker: when set, publish there instead of embedding a NATS server."},
 	{"STREAMING_NATS_LISTEN", "127.0.0.1:4222 (broker); unset (all-in-one)", "Client listen address of the embedded NATS server. In all-in-one mode, setting it lets extra edges join."},
 	{"STREAMING_NATS_PREFIX", "mastodon", "First token(s) of every NATS subject; instances sharing one NATS cluster need different prefixes."},
@@ -48,6 +50,7 @@ type Settings struct {
 	NATSURL    string // "" = embed (broker)
 	NATSSet    bool   // STREAMING_NATS_URL was given
 	NATSListen string
+	NATSAuth   NATSAuth
 	Subjects   channel.Subjects
 
 	MaxConnections int
@@ -84,6 +87,9 @@ func Load(env mastodonenv.Env, root string, wantListen bool) (Settings, error) {
 	}
 	if err := channel.ValidPrefix(s.Subjects.Prefix); err != nil {
 		return Settings{}, fmt.Errorf("invalid STREAMING_NATS_PREFIX environment variable: %w", err)
+	}
+	if s.NATSAuth, err = natsAuthFromEnv(env); err != nil {
+		return Settings{}, err
 	}
 	if s.MaxConnections, err = intVar(env, "STREAMING_MAX_CONNECTIONS", 0); err != nil {
 		return Settings{}, err

@@ -129,7 +129,7 @@ func TestEdgeStartsWithoutNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	t.Cleanup(func() { srv.Shutdown() })
 	log.awaitLine(t, map[string]string{"level": "INFO", "msg": "nats back", "address": "nats://xxxxx@127.0.0.1:" + port})
 	awaitReadyz(t, "http://"+addr+"/readyz", 200, map[string]string{"nats": "up", "postgres": "up"})
 	openSSE(t, addr, "/api/v1/streaming/user", testenv.AliceReadToken)
