@@ -27,6 +27,7 @@ func Broker(ctx context.Context, args []string, env mastodonenv.Env, stdout, std
 	fs.SetOutput(stderr)
 	root := fs.String("mastodon-root", ".", "Mastodon's directory: .env.production (NODE_ENV=production) or .env is read from it")
 	metricsAddr := fs.String("metrics-listen", "", "serve /healthz, /readyz and Prometheus /metrics on this host:port, as STREAMING_BROKER_HTTP_LISTEN (off when both are empty)")
+	tools := addToolFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: broker [flags]
 
@@ -44,6 +45,9 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if ran, err := tools.run(ctx, toolTarget{name: "broker", env: env, root: *root, metricsListen: *metricsAddr}, stdout); ran {
 		return err
 	}
 	s, err := Load(env, *root, false)

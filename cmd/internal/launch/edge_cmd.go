@@ -31,6 +31,7 @@ func Edge(ctx context.Context, args []string, env mastodonenv.Env, stdout, stder
 	fs.SetOutput(stderr)
 	allInOne := fs.Bool("all-in-one", false, "also run the broker and an embedded NATS server in this process (a drop-in for Mastodon's streaming server)")
 	root := fs.String("mastodon-root", ".", "Mastodon's directory: .env.production (NODE_ENV=production) or .env is read from it")
+	tools := addToolFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: edge [flags]
 
@@ -49,6 +50,9 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if ran, err := tools.run(ctx, toolTarget{name: "edge", env: env, root: *root, allInOne: *allInOne}, stdout); ran {
 		return err
 	}
 	s, err := Load(env, *root, true)
