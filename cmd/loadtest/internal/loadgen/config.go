@@ -80,6 +80,9 @@ type Config struct {
 	ServerPID int
 	// Ramp, when non-nil, selects ramp mode.
 	Ramp *Ramp
+	// Instance, when non-nil, selects the instance scenario (Rate is then
+	// events per second).
+	Instance *Instance
 	// Progress receives a status line every ProgressInterval; nil disables it.
 	Progress         io.Writer
 	ProgressInterval time.Duration
@@ -99,6 +102,9 @@ func (c *Config) Validate() error {
 	}
 	if ip := net.ParseIP(c.BaseURL.Hostname()); ip != nil && !ip.IsLoopback() {
 		return fmt.Errorf("refusing non-loopback target %s", ip)
+	}
+	if c.Instance != nil && len(c.Tokens) == 0 {
+		return errors.New("an instance run needs -tokens with account ids")
 	}
 	if c.Ramp == nil && (c.Clients < 1 || c.Clients > MaxClients) {
 		return fmt.Errorf("-clients must be 1..%d", MaxClients)
@@ -133,9 +139,20 @@ func (c *Config) Validate() error {
 	if c.ConnectRate <= 0 {
 		return errors.New("-connect-rate must be positive")
 	}
-	if c.Rate <= 0 || c.Rate > 10_000 {
+	if c.Instance != nil {
+		if c.Ramp != nil {
+			return errors.New("an instance run is not a ramp")
+		}
+		if !(c.Rate > 0 && c.Rate <= 1_000_000) {
+			return errors.New("-rate must be in (0, 1000000] events/s")
+		}
+		if err := c.Instance.validate(c); err != nil {
+			return err
+		}
+	} else if !(c.Rate > 0 && c.Rate <= 10_000) {
 		return errors.New("-rate must be in (0, 10000]")
 	}
+
 	if c.PayloadSize < 0 || c.PayloadSize > maxPayloadSize {
 		return fmt.Errorf("-payload-size must be 0..%d", maxPayloadSize)
 	}

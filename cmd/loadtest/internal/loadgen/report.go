@@ -15,7 +15,7 @@ import (
 // Report is the result of a run; it marshals to the -json output.
 type Report struct {
 	Target       string   `json:"target"`
-	Mode         string   `json:"mode"` // "fixed" or "ramp"
+	Mode         string   `json:"mode"` // "fixed", "ramp" or "instance"
 	Streams      []string `json:"streams"`
 	SSERatio     float64  `json:"sse_ratio"`
 	WSSubscribe  bool     `json:"ws_subscribe"`
@@ -28,9 +28,11 @@ type Report struct {
 	DurationSec  float64  `json:"duration_seconds"`
 	ServerPID    int      `json:"server_pid,omitempty"`
 	// ServerBaselineRSSKB is the server's RSS before the first connection.
-	ServerBaselineRSSKB uint64       `json:"server_baseline_rss_kb,omitempty"`
-	P99BoundMS          float64      `json:"p99_bound_ms,omitempty"`
-	Steps               []StepReport `json:"steps"`
+	ServerBaselineRSSKB uint64  `json:"server_baseline_rss_kb,omitempty"`
+	P99BoundMS          float64 `json:"p99_bound_ms,omitempty"`
+	// Instance is the traffic model of an instance run.
+	Instance *InstanceModel `json:"instance,omitempty"`
+	Steps    []StepReport   `json:"steps"`
 	// LastGood is the last ramp step that met every bound (ramp mode only).
 	LastGood *StepReport `json:"last_good,omitempty"`
 }
@@ -89,6 +91,12 @@ type PublishStats struct {
 	Seconds         float64 `json:"seconds"`
 	TicksPerSecond  float64 `json:"ticks_per_second"`
 	EventsPerSecond float64 `json:"events_per_second"`
+	// Instance runs: ticks are actions, each a status or a notification;
+	// ScheduleLagMS is how late actions were published against their
+	// schedule (a tool that cannot keep up shows here first).
+	Statuses      uint64       `json:"statuses,omitempty"`
+	Notifications uint64       `json:"notifications,omitempty"`
+	ScheduleLagMS *Percentiles `json:"schedule_lag_ms,omitempty"`
 }
 
 // DeliveryStats compares owed and received deliveries of the window.
@@ -104,6 +112,9 @@ type DeliveryStats struct {
 	Late uint64 `json:"late"`
 	// Unexpected counts distinct deliveries beyond what was owed.
 	Unexpected uint64 `json:"unexpected"`
+	// Misrouted counts marked events of a kind the client's stream never
+	// carries in this run (a status on a notifications-only stream).
+	Misrouted uint64 `json:"misrouted"`
 	// Stale deliveries belong to warm-up or earlier windows; Foreign ones
 	// are update events without this tool's markers; Other events are
 	// non-update events (delete, notification, …).
@@ -118,9 +129,11 @@ type DeliveryStats struct {
 type ServerStats struct {
 	CPUSeconds           float64 `json:"cpu_seconds"`
 	CPUMicrosPerDelivery float64 `json:"cpu_us_per_delivery"`
-	RSSConnectedKB       uint64  `json:"rss_connected_kb"`
-	RSSAfterKB           uint64  `json:"rss_after_kb"`
-	RSSPerConnKB         float64 `json:"rss_kb_per_connection"`
+	// CPUMicrosPerEvent divides by the events published into Redis.
+	CPUMicrosPerEvent float64 `json:"cpu_us_per_event"`
+	RSSConnectedKB    uint64  `json:"rss_connected_kb"`
+	RSSAfterKB        uint64  `json:"rss_after_kb"`
+	RSSPerConnKB      float64 `json:"rss_kb_per_connection"`
 }
 
 func newReport(cfg *Config, payloadBytes int) *Report {
@@ -134,9 +147,12 @@ func newReport(cfg *Config, payloadBytes int) *Report {
 	for _, s := range cfg.Streams {
 		rep.Streams = append(rep.Streams, fmt.Sprintf("%s=%d", s.Label(), s.Weight))
 	}
-	if cfg.Ramp != nil {
+	switch {
+	case cfg.Ramp != nil:
 		rep.Mode = "ramp"
 		rep.P99BoundMS = ms(int64(cfg.Ramp.P99Bound))
+	case cfg.Instance != nil:
+		rep.Mode = "instance"
 	}
 	return rep
 }
@@ -206,7 +222,8 @@ func deliveryStats(c windowCounts, r *runState, seconds float64) DeliveryStats {
 	d := DeliveryStats{
 		Expected: c.Expected, Received: c.Received, Unique: c.Unique, Lost: c.Lost,
 		Duplicates: c.Duplicates, Reordered: c.Reordered, Late: c.Late, Unexpected: c.Unexpected,
-		Stale: r.stale.Load(), Foreign: r.foreign.Load(), Other: r.otherEvents.Load(),
+		Misrouted: r.misrouted.Load(),
+		Stale:     r.stale.Load(), Foreign: r.foreign.Load(), Other: r.otherEvents.Load(),
 		PublishErrors: r.pubErrors.Load(),
 	}
 	if c.Expected > 0 {
@@ -264,7 +281,18 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	_, _ = fmt.Fprintf(tw, "spillway loadtest — %s (%s)\n", rep.Target, rep.Mode)
 	p("streams", "%s  (sse ratio %.2f, ws subscribe %v)", strings.Join(rep.Streams, ","), rep.SSERatio, rep.WSSubscribe)
-	p("publishing", "%.1f ticks/s, %d-byte events, warmup %gs, window %gs", rep.Rate, rep.PayloadBytes, rep.WarmupSec, rep.DurationSec)
+	if m := rep.Instance; m != nil {
+		p("publishing", "%.1f events/s (%.1f actions/s, %s arrivals), %d-byte statuses, warmup %gs, window %gs",
+			rep.Rate, m.ActionsPerSecond, m.Arrivals, rep.PayloadBytes, rep.WarmupSec, rep.DurationSec)
+		p("accounts", "%d, one client each, %d on user streams; zipf %.2f (seed %d): busiest account %.1f%% of statuses, top 1%% %.1f%%",
+			m.Accounts, m.UserAccounts, m.Zipf, m.Seed, 100*m.TopAuthorShare, 100*m.Top1PctShare)
+		p("fan-out", "followers mean %.1f, max %d; %.0f%% public, %.0f%% of those tagged (%s); %.2f notifications per status",
+			m.FollowersMean, m.FollowersMax, 100*m.PublicShare, 100*m.TaggedShare, strings.Join(m.Tags, ","), m.Notifications)
+		p("", "%.2f home + %.2f public/hashtag = %.2f events per status, %.2f per action",
+			m.HomePerStatus, m.EventsPerStatus-m.HomePerStatus, m.EventsPerStatus, m.EventsPerAction)
+	} else {
+		p("publishing", "%.1f ticks/s, %d-byte events, warmup %gs, window %gs", rep.Rate, rep.PayloadBytes, rep.WarmupSec, rep.DurationSec)
+	}
 	if rep.ServerPID > 0 {
 		p("server", "pid %d, baseline RSS %d KB", rep.ServerPID, rep.ServerBaselineRSSKB)
 	}
@@ -280,15 +308,22 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		p("connect failures", "%s", fmtReasons(s.FailReasons))
 		p("drops", "%s", fmtReasons(s.DropReasons))
 		p("connect ms", "%s  [%.1fs to connect, %.1fs to confirm]", fmtPct(s.ConnectLatencyMS), s.ConnectSeconds, s.ProbeSeconds)
-		p("published", "%d events on %d channels in %.1fs (%.1f ticks/s, %d errors)",
-			s.Publish.Events, s.Publish.Channels, s.Publish.Seconds, s.Publish.TicksPerSecond, s.Publish.Errors)
+		if s.Publish.ScheduleLagMS != nil {
+			p("published", "%d events (%.1f/s) on %d channels in %.1fs: %d statuses, %d notifications (%d errors)",
+				s.Publish.Events, s.Publish.EventsPerSecond, s.Publish.Channels, s.Publish.Seconds,
+				s.Publish.Statuses, s.Publish.Notifications, s.Publish.Errors)
+			p("schedule lag ms", "%s", fmtPct(*s.Publish.ScheduleLagMS))
+		} else {
+			p("published", "%d events on %d channels in %.1fs (%.1f ticks/s, %d errors)",
+				s.Publish.Events, s.Publish.Channels, s.Publish.Seconds, s.Publish.TicksPerSecond, s.Publish.Errors)
+		}
 		d := s.Deliveries
 		p("deliveries", "%d expected, %d received, %d lost (%.4f%%), %d duplicates, %d reordered, %d late, %d unexpected",
 			d.Expected, d.Received, d.Lost, d.LossPct, d.Duplicates, d.Reordered, d.Late, d.Unexpected)
-		p("", "%.0f deliveries/s; %d stale, %d foreign, %d other events", d.PerSecond, d.Stale, d.Foreign, d.Other)
+		p("", "%.0f deliveries/s; %d stale, %d foreign, %d misrouted, %d other events", d.PerSecond, d.Stale, d.Foreign, d.Misrouted, d.Other)
 		p("latency ms", "%s", fmtPct(s.LatencyMS))
 		if sv := s.Server; sv != nil {
-			p("server cpu", "%.2fs = %.2f µs/delivery", sv.CPUSeconds, sv.CPUMicrosPerDelivery)
+			p("server cpu", "%.2fs = %.2f µs/delivery, %.2f µs/event", sv.CPUSeconds, sv.CPUMicrosPerDelivery, sv.CPUMicrosPerEvent)
 			p("server rss", "%d KB connected, %d KB after = %.2f KB/connection over baseline",
 				sv.RSSConnectedKB, sv.RSSAfterKB, sv.RSSPerConnKB)
 		}
