@@ -38,6 +38,7 @@ func main() {
 
 const usageHead = `Usage: loadtest [flags]
        loadtest instance [flags]   (a real instance's traffic; see loadtest instance -help)
+       loadtest soak [flags]       (churn for minutes, resources sampled; see loadtest soak -help)
        loadtest fixtures [flags]   (benchmark database; see loadtest fixtures -help)
        loadtest relay [flags]      (minimal relay: the kernel's floor; see loadtest relay -help)
 
@@ -140,10 +141,41 @@ Examples:
     -redis-namespace mastodon -server-pid 12345
 `
 
+const soakUsageHead = `Usage: loadtest soak [flags]
+
+Runs a soak. -clients steady clients connect and are confirmed; then, through
+-warmup and the -duration window, churn clients connect at -churn-rate per
+second and each leaves after 0.5 to 1.5 times -churn-lifetime (half of the
+WebSockets with a close frame, everything else by closing the socket). Churn
+WebSockets connect without a stream, subscribe to one of the mix and, every
+-resubscribe, unsubscribe it and subscribe to the next. Events flow to the
+steady clients' channels at -rate ticks/s (one event per channel per tick)
+throughout.
+
+Every -sample-interval of the window the server's RSS and open files (from
+/proc/<pid>: -server-pid is required) and goroutines (go_goroutines from
+-metrics-url) are sampled. The report compares each series' first and last
+quarter (flat: grown by at most -flat-tolerance, or by a small absolute slack:
+4 MB of RSS, 8 goroutines or files), gives its least-squares slope per hour,
+checks that goroutines and open files fall back to their level before the
+churn once it stops, and gives the steady clients' loss and latency.
+
+Flags:
+`
+
+const soakUsageExamples = `
+Example:
+  # 30 minutes of churn around 200 steady clients
+  loadtest soak -url http://127.0.0.1:4000 -tokens tokens.tsv -clients 200 \
+    -streams public,user -rate 5 -churn-rate 10 -churn-lifetime 5s \
+    -redis-namespace mastodon -server-pid 12345 -json soak.json
+`
+
 // Modes of the command.
 const (
 	modeDefault  = ""
 	modeInstance = "instance"
+	modeSoak     = "soak"
 )
 
 type options struct {
@@ -161,6 +193,10 @@ type options struct {
 	zipf, followers, public, tagged, notifications float64
 	arrivals                                       string
 	seed                                           uint64
+	// soak
+	churnRate, flatTolerance                float64
+	churnLifetime, resubscribe, sampleEvery time.Duration
+	metricsURL                              string
 }
 
 func newFlagSet(mode string, o *options, stderr io.Writer) *flag.FlagSet {
@@ -179,6 +215,9 @@ func newFlagSet(mode string, o *options, stderr io.Writer) *flag.FlagSet {
 		clients, streams, rate, warmup = 0, "user=90,user:notification=4,public=4,hashtag:spillway=2", 1500, 10*time.Second
 		clientsUsage = "accounts, one client each (the first distinct accounts of -tokens; 0 = every one)"
 		rateUsage = "events published into Redis per second, in total"
+	case modeSoak:
+		clients, streams, rate, duration, warmup = 200, "public,user", 5, 30*time.Minute, time.Minute
+		clientsUsage = "steady clients, measured for loss and latency"
 	}
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:4000", "server base `URL` (http, loopback host only)")
 	fs.IntVar(&o.clients, "clients", clients, clientsUsage)
@@ -218,6 +257,15 @@ func newFlagSet(mode string, o *options, stderr io.Writer) *flag.FlagSet {
 		fs.Float64Var(&o.notifications, "notifications", 0.3, "notifications per status")
 		fs.StringVar(&o.arrivals, "arrivals", "poisson", "spacing of actions: poisson or even")
 		fs.Uint64Var(&o.seed, "seed", 1, "seed of the rankings, the follower graph, the actions and their gaps")
+	case modeSoak:
+		head, examples = soakUsageHead, soakUsageExamples
+		fs.Float64Var(&o.churnRate, "churn-rate", 10, "churn connections opened per second")
+		fs.DurationVar(&o.churnLifetime, "churn-lifetime", 5*time.Second, "mean lifetime of a churn connection (each lives 0.5-1.5 times it)")
+		fs.DurationVar(&o.resubscribe, "resubscribe", time.Second, "how often a churn WebSocket swaps its stream for the next of the mix (0 = never)")
+		fs.DurationVar(&o.sampleEvery, "sample-interval", 10*time.Second, "pause between samples of the server's RSS, open files and goroutines")
+		fs.StringVar(&o.metricsURL, "metrics-url", "", "Prometheus `URL` with the server's go_goroutines (default -url's /metrics; \"off\" = do not sample goroutines)")
+		fs.Float64Var(&o.flatTolerance, "flat-tolerance", 0.1, "largest growth from the first to the last quarter's mean that counts as flat, as a fraction")
+		fs.Uint64Var(&o.seed, "seed", 1, "seed of the churn connections' lifetimes and ways of leaving")
 	}
 	fs.Usage = func() {
 		_, _ = io.WriteString(stderr, head)
@@ -235,7 +283,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return relay.Main(ctx, args[1:], stdout, stderr)
 	}
 	mode := modeDefault
-	if len(args) > 0 && args[0] == modeInstance {
+	if len(args) > 0 && (args[0] == modeInstance || args[0] == modeSoak) {
 		mode, args = args[0], args[1:]
 	}
 	var o options
@@ -357,6 +405,21 @@ func buildConfig(mode string, o *options, stderr io.Writer) (loadgen.Config, err
 		if cfg.Clients == 0 {
 			cfg.Clients = loadgen.DistinctAccounts(tokens)
 		}
+	case modeSoak:
+		sk := &loadgen.Soak{
+			ChurnRate: o.churnRate, ChurnLifetime: o.churnLifetime, Resubscribe: o.resubscribe,
+			SampleInterval: o.sampleEvery, Tolerance: o.flatTolerance, Seed: o.seed,
+		}
+		switch o.metricsURL {
+		case "off":
+		case "":
+			sk.MetricsURL = u.JoinPath("metrics")
+		default:
+			if sk.MetricsURL, err = url.Parse(o.metricsURL); err != nil {
+				return loadgen.Config{}, fmt.Errorf("-metrics-url: %w", err)
+			}
+		}
+		cfg.Soak = sk
 	}
 	if err := cfg.Validate(); err != nil {
 		return loadgen.Config{}, err
@@ -417,6 +480,9 @@ func warnFileLimit(cfg loadgen.Config, stderr io.Writer) {
 	want := cfg.Clients
 	if cfg.Ramp != nil {
 		want = cfg.Ramp.Max
+	}
+	if cfg.Soak != nil {
+		want += cfg.Soak.MaxLive()
 	}
 	if uint64(want)+64 > lim.Cur {
 		_, _ = fmt.Fprintf(stderr, "loadtest: warning: open-file limit %d is below %d clients + 64; later connections will fail with \"too many open files\"\n", lim.Cur, want)

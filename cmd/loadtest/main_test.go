@@ -29,6 +29,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	}{
 		{modeDefault, []string{"--help"}, "Usage: loadtest [flags]", 3, []string{"ramp-start", "authors"}},
 		{modeInstance, []string{"instance", "-help"}, "Usage: loadtest instance", 2, []string{"zipf", "followers", "arrivals"}},
+		{modeSoak, []string{"soak", "-help"}, "Usage: loadtest soak", 1, []string{"churn-rate", "sample-interval", "metrics-url"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args[0], func(t *testing.T) {
@@ -54,7 +55,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 				if fs.Lookup(name) == nil {
 					t.Errorf("no -%s", name)
 				}
-				for _, other := range []string{modeDefault, modeInstance} {
+				for _, other := range []string{modeDefault, modeInstance, modeSoak} {
 					if other != tt.mode && newFlagSet(other, &options{}, &bytes.Buffer{}).Lookup(name) != nil {
 						t.Errorf("-%s is also a flag of mode %q", name, other)
 					}
@@ -114,6 +115,9 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 		{"instance with a ramp flag", []string{"instance", "-ramp-start", "5"}, "not defined"},
 		{"instance bad arrivals", []string{"instance", "-tokens", tokens, "-arrivals", "burst"}, "-arrivals"},
 		{"instance direct stream", []string{"instance", "-tokens", accountTokens, "-streams", "direct"}, "never receives events"},
+		{"soak without server pid", []string{"soak", "-tokens", accountTokens}, "-server-pid"},
+		{"soak remote metrics", []string{"soak", "-tokens", accountTokens, "-server-pid", "1", "-metrics-url", "http://192.0.2.1/metrics"}, "non-loopback"},
+		{"soak bad tolerance", []string{"soak", "-streams", "public", "-server-pid", "1", "-flat-tolerance", "-1"}, "-flat-tolerance"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,9 +7,11 @@ package fakestream
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -72,6 +74,7 @@ type Server struct {
 	sse, ws   int
 	rejected  int
 	overflow  int
+	unsubs    int
 	remoteIPs map[string]int
 }
 
@@ -99,6 +102,14 @@ func (s *Server) Subscribers(channel string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.subs[channel])
+}
+
+// Unsubscribes reports how many WebSocket unsubscribe messages removed a
+// subscription.
+func (s *Server) Unsubscribes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsubs
 }
 
 // Publish delivers a Redis-style message ({"event":…,"payload":…}) on a
@@ -291,6 +302,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveWS(w, r)
 		return
 	}
+	if r.URL.Path == "/metrics" {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_, _ = fmt.Fprintf(w, "# HELP go_goroutines Number of goroutines that currently exist.\n# TYPE go_goroutines gauge\ngo_goroutines %d\n", runtime.NumGoroutine())
+		return
+	}
 	stream := ssePathStream(r)
 	if stream == "" {
 		w.Header().Set("Content-Type", "application/json")
@@ -373,8 +389,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			var m struct{ Type, Stream, Tag string }
-			if json.Unmarshal(msg, &m) == nil && m.Type == "subscribe" {
+			if json.Unmarshal(msg, &m) != nil {
+				continue
+			}
+			switch m.Type {
+			case "subscribe":
 				sub(m.Stream, m.Tag)
+			case "unsubscribe":
+				if chs := channelsFor(m.Stream, m.Tag, acct); chs != nil {
+					s.mu.Lock()
+					s.unsubs++
+					s.mu.Unlock()
+					s.unsubscribe(c, chs)
+				}
 			}
 		}
 	}()

@@ -52,6 +52,9 @@ type client struct {
 	ch, nch *channel
 	token   string
 	dialer  int // index into the run's dialers (source address)
+	// churn is set on a soak's churn clients, whose events are only
+	// counted there.
+	churn *churnStats
 
 	state atomic.Int32
 	// probes has probeUpdate and probeNotify set as probes arrive on ch and
@@ -165,7 +168,7 @@ func (r *runState) runClient(ctx context.Context, c *client, connectDone func())
 	if c.sse {
 		s, err = r.connectSSE(ctx, c)
 	} else {
-		s, err = r.connectWS(ctx, c)
+		s, err = r.connectWS(ctx, c, false)
 	}
 	if err != nil {
 		c.setState(stateFailed, classify(err))
@@ -211,6 +214,10 @@ func (r *runState) onEvent(c *client, notify bool, data []byte) {
 	ch, tr, bit := c.ch, &c.tracker, probeUpdate
 	if notify {
 		ch, tr, bit = c.nch, &c.ntracker, probeNotify
+	}
+	if c.churn != nil {
+		c.churn.events.Add(1)
+		return
 	}
 	if ch == nil {
 		if notify {
@@ -403,9 +410,13 @@ func readInto(dst []byte, rd io.Reader) ([]byte, error) {
 	}
 }
 
-func (r *runState) connectWS(ctx context.Context, c *client) (_ session, err error) {
+// connectWS opens a WebSocket for c, subscribed to c's stream in the URL or
+// with a subscribe message (-ws-subscribe); a bare one subscribes to
+// nothing.
+func (r *runState) connectWS(ctx context.Context, c *client, bare bool) (_ session, err error) {
+	subscribe := r.cfg.WSSubscribe && !bare
 	u := r.wsBase
-	if !r.cfg.WSSubscribe {
+	if !r.cfg.WSSubscribe && !bare {
 		u += "?" + c.stream.WSQuery().Encode()
 	}
 	var hdr http.Header
@@ -420,7 +431,7 @@ func (r *runState) connectWS(ctx context.Context, c *client) (_ session, err err
 		return nil, err
 	}
 	conn.SetReadLimit(maxEventSize)
-	if r.cfg.WSSubscribe {
+	if subscribe {
 		if err := conn.SetWriteDeadline(time.Now().Add(r.cfg.ConnectTimeout)); err != nil {
 			_ = conn.Close()
 			return nil, err

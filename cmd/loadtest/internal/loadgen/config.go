@@ -83,6 +83,8 @@ type Config struct {
 	// Instance, when non-nil, selects the instance scenario (Rate is then
 	// events per second).
 	Instance *Instance
+	// Soak, when non-nil, adds churn and resource sampling to the window.
+	Soak *Soak
 	// Progress receives a status line every ProgressInterval; nil disables it.
 	Progress         io.Writer
 	ProgressInterval time.Duration
@@ -140,8 +142,8 @@ func (c *Config) Validate() error {
 		return errors.New("-connect-rate must be positive")
 	}
 	if c.Instance != nil {
-		if c.Ramp != nil {
-			return errors.New("an instance run is not a ramp")
+		if c.Ramp != nil || c.Soak != nil {
+			return errors.New("an instance run is neither a ramp nor a soak")
 		}
 		if !(c.Rate > 0 && c.Rate <= 1_000_000) {
 			return errors.New("-rate must be in (0, 1000000] events/s")
@@ -152,7 +154,14 @@ func (c *Config) Validate() error {
 	} else if !(c.Rate > 0 && c.Rate <= 10_000) {
 		return errors.New("-rate must be in (0, 10000]")
 	}
-
+	if c.Soak != nil {
+		if c.Ramp != nil {
+			return errors.New("a soak is not a ramp")
+		}
+		if err := c.Soak.validate(c); err != nil {
+			return err
+		}
+	}
 	if c.PayloadSize < 0 || c.PayloadSize > maxPayloadSize {
 		return fmt.Errorf("-payload-size must be 0..%d", maxPayloadSize)
 	}

@@ -15,7 +15,7 @@ import (
 // Report is the result of a run; it marshals to the -json output.
 type Report struct {
 	Target       string   `json:"target"`
-	Mode         string   `json:"mode"` // "fixed", "ramp" or "instance"
+	Mode         string   `json:"mode"` // "fixed", "ramp", "instance" or "soak"
 	Streams      []string `json:"streams"`
 	SSERatio     float64  `json:"sse_ratio"`
 	WSSubscribe  bool     `json:"ws_subscribe"`
@@ -32,7 +32,9 @@ type Report struct {
 	P99BoundMS          float64 `json:"p99_bound_ms,omitempty"`
 	// Instance is the traffic model of an instance run.
 	Instance *InstanceModel `json:"instance,omitempty"`
-	Steps    []StepReport   `json:"steps"`
+	// Soak is a soak's churn and resource samples.
+	Soak  *SoakReport  `json:"soak,omitempty"`
+	Steps []StepReport `json:"steps"`
 	// LastGood is the last ramp step that met every bound (ramp mode only).
 	LastGood *StepReport `json:"last_good,omitempty"`
 }
@@ -153,6 +155,8 @@ func newReport(cfg *Config, payloadBytes int) *Report {
 		rep.P99BoundMS = ms(int64(cfg.Ramp.P99Bound))
 	case cfg.Instance != nil:
 		rep.Mode = "instance"
+	case cfg.Soak != nil:
+		rep.Mode = "soak"
 	}
 	return rep
 }
@@ -254,6 +258,52 @@ func (s *StepReport) verdict(p99Bound time.Duration) (bool, string) {
 	return true, "ok"
 }
 
+// maxTableSamples is how many samples the table shows (JSON has all).
+const maxTableSamples = 12
+
+func (sk *SoakReport) writeTable(w io.Writer, p func(k, format string, a ...any)) {
+	_, _ = fmt.Fprintf(w, "\nsoak: churn %.1f/s, lifetime %gs, resubscribe every %gs; a sample every %gs, flat within %.0f%%\n",
+		sk.ChurnRate, sk.ChurnLifetimeSec, sk.ResubscribeSec, sk.SampleIntervalSec, 100*sk.Tolerance)
+	c := sk.Churn
+	p("churn", "%d started, %d connected, %d failed (%s), %d dropped (%s), %d skipped",
+		c.Started, c.Connected, c.Failed, fmtReasons(c.FailReasons), c.Dropped, fmtReasons(c.DropReasons), c.Skipped)
+	p("", "%d graceful + %d abrupt leaves, %d open at the end; %d subscribes, %d unsubscribes, %d events received",
+		c.Graceful, c.Abrupt, c.Stopped, c.Subscribes, c.Unsubscribes, c.Events)
+	sample := func(s SoakSample) string {
+		g := "n/a"
+		if s.Goroutines >= 0 {
+			g = fmt.Sprint(s.Goroutines)
+		}
+		return fmt.Sprintf("rss %d KB, goroutines %s, open files %d, churn live %d", s.RSSKB, g, s.FDs, s.ChurnLive)
+	}
+	p("before churn", "%s", sample(sk.Before))
+	p("after churn", "%s", sample(sk.After))
+	trend := func(k, unit string, tr *Trend) {
+		if tr == nil {
+			p(k, "not sampled")
+			return
+		}
+		verdict := "flat"
+		if !tr.Flat {
+			verdict = "GROWING"
+		}
+		p(k, "first quarter %.0f%s, last quarter %.0f%s (%+.1f%%), slope %+.1f%s/h: %s",
+			tr.FirstQuarterMean, unit, tr.LastQuarterMean, unit, tr.GrowthPct, tr.SlopePerHour, unit, verdict)
+	}
+	trend("rss", " KB", sk.RSS)
+	trend("goroutines", "", sk.Goroutines)
+	trend("open files", "", sk.FDs)
+	step := max(1, (len(sk.Samples)+maxTableSamples-1)/maxTableSamples)
+	for i := 0; i < len(sk.Samples); i += step {
+		k := ""
+		if i == 0 {
+			k = "samples"
+		}
+		p(k, "t=%7.1fs  %s", sk.Samples[i].Seconds, sample(sk.Samples[i]))
+	}
+	p("verdict", "%s", sk.Verdict)
+}
+
 func fmtReasons(m map[string]int) string {
 	if len(m) == 0 {
 		return "-"
@@ -328,6 +378,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 				sv.RSSConnectedKB, sv.RSSAfterKB, sv.RSSPerConnKB)
 		}
 		p("tool", "%.2fs cpu, %d KB rss", s.ToolCPUSeconds, s.ToolRSSKB)
+	}
+	if sk := rep.Soak; sk != nil {
+		sk.writeTable(tw, p)
 	}
 	if rep.Mode == "ramp" {
 		if rep.LastGood != nil {

@@ -394,6 +394,14 @@ func (r *runState) runStep(ctx, clientsCtx context.Context, clientsWG *sync.Wait
 		}
 	}
 
+	// A soak's churn starts before the warm-up, so the window sees it in
+	// its steady state.
+	var soak *soakRun
+	if r.cfg.Soak != nil {
+		soak = r.startSoak(clientsCtx)
+		defer soak.stop()
+	}
+
 	// Warm up.
 	if r.cfg.Warmup > 0 {
 		r.phase.Store("warmup")
@@ -405,6 +413,9 @@ func (r *runState) runStep(ctx, clientsCtx context.Context, clientsWG *sync.Wait
 	// Measure.
 	r.phase.Store("measure")
 	counted := r.openWindow()
+	if soak != nil {
+		soak.openWindow(clientsCtx)
+	}
 	srv0, srvErr0 := r.sampleServer()
 	self0, selfErr0 := readProc(os.Getpid())
 	pubStart := time.Now()
@@ -412,6 +423,10 @@ func (r *runState) runStep(ctx, clientsCtx context.Context, clientsWG *sync.Wait
 	pubSecs := time.Since(pubStart).Seconds()
 	if err != nil {
 		return step, err
+	}
+	if soak != nil {
+		r.phase.Store("settle")
+		rep.Soak = soak.finish(ctx, max(r.cfg.Drain, 5*time.Second))
 	}
 	r.phase.Store("drain")
 	if err := r.drain(ctx, r.cfg.Drain); err != nil {
