@@ -34,8 +34,10 @@ Runs a minimal streaming relay that the load tool can measure in place of a
 real server, to find the kernel's floor on this machine: no authentication
 (tokens only map user streams to account ids), no filtering, frames rendered
 once, one write per delivery. Serves the SSE paths under /api/v1/streaming/
-and WebSocket on /api/v1/streaming (stream in the URL) for the public and user
-streams. For benchmarks on loopback only.
+and WebSocket on /api/v1/streaming (stream in the URL) for the user (with
+the account's notifications), user:notification, public family and hashtag
+streams: every stream "loadtest instance" uses. For benchmarks on loopback
+only.
 
 Flags:
 `
@@ -160,24 +162,21 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	stream := q.Get("stream")
 	if stream == "" {
 		stream = strings.ReplaceAll(strings.TrimPrefix(req.URL.Path, "/api/v1/streaming/"), "/", ":")
+		if strings.HasPrefix(stream, "public") && q.Get("only_media") == "true" {
+			stream += ":media"
+		}
 	}
 	token := q.Get("access_token")
 	if token == "" {
 		token = strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
 	}
-	var ch string
-	switch stream {
-	case "public":
-		ch = "timeline:public"
-	case "user":
-		id, ok := r.accounts[token]
-		if !ok {
-			http.Error(w, `{"error":"Invalid access token"}`, http.StatusUnauthorized)
-			return
-		}
-		ch = "timeline:" + id
-	default:
-		http.Error(w, `{"error":"Unknown stream type"}`, http.StatusBadRequest)
+	chans, status := r.channels(stream, q.Get("tag"), token)
+	switch status {
+	case http.StatusUnauthorized:
+		http.Error(w, `{"error":"Invalid access token"}`, status)
+		return
+	case http.StatusBadRequest:
+		http.Error(w, `{"error":"Unknown stream type"}`, status)
 		return
 	}
 	c := &client{label: `["` + stream + `"]`}
@@ -201,10 +200,12 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		c.conn = conn
 	}
 	r.mu.Lock()
-	if r.clients[ch] == nil {
-		r.clients[ch] = map[*client]struct{}{}
+	for _, ch := range chans {
+		if r.clients[ch] == nil {
+			r.clients[ch] = map[*client]struct{}{}
+		}
+		r.clients[ch][c] = struct{}{}
 	}
-	r.clients[ch][c] = struct{}{}
 	r.mu.Unlock()
 	// The handler goroutine waits for the client to leave.
 	buf := make([]byte, 512)
@@ -214,9 +215,44 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	r.mu.Lock()
-	delete(r.clients[ch], c)
+	for _, ch := range chans {
+		delete(r.clients[ch], c)
+	}
 	r.mu.Unlock()
 	_ = c.conn.Close()
+}
+
+// channels maps a stream to the Redis channels its clients receive, as
+// Mastodon does for a token with the read scope (a user stream includes the
+// account's notifications); status is 0, or the HTTP status refusing it.
+func (r *Relay) channels(stream, tag, token string) (chans []string, status int) {
+	account := func() (string, bool) {
+		id, ok := r.accounts[token]
+		return id, ok
+	}
+	switch stream {
+	case "user", "user:notification":
+		id, ok := account()
+		if !ok {
+			return nil, http.StatusUnauthorized
+		}
+		if stream == "user" {
+			return []string{"timeline:" + id, "timeline:" + id + ":notifications"}, 0
+		}
+		return []string{"timeline:" + id + ":notifications"}, 0
+	case "public", "public:media", "public:local", "public:local:media", "public:remote", "public:remote:media":
+		return []string{"timeline:" + stream}, 0
+	case "hashtag", "hashtag:local":
+		if tag == "" {
+			return nil, http.StatusBadRequest
+		}
+		ch := "timeline:hashtag:" + strings.ToLower(tag)
+		if stream == "hashtag:local" {
+			ch += ":local"
+		}
+		return []string{ch}, 0
+	}
+	return nil, http.StatusBadRequest
 }
 
 func (r *Relay) relay(ctx context.Context, ps *redis.PubSub) {

@@ -75,6 +75,10 @@ func TestRelayDeliversToSSEAndWebSocket(t *testing.T) {
 	if got := publishUntil("timeline:42", `{"event":"update","payload":{"id":"1","content":"<p>a & b</p>"}}`, sseGot); got != "data: {\"id\":\"1\",\"content\":\"<p>a & b</p>\"}\n" {
 		t.Fatalf("SSE data %q", got)
 	}
+	// The user stream carries the account's notifications too.
+	if got := publishUntil("timeline:42:notifications", `{"event":"notification","payload":{"id":"9"}}`, sseGot); got != "data: {\"id\":\"9\"}\n" {
+		t.Fatalf("SSE notification data %q", got)
+	}
 	wsGot := make(chan string, 100)
 	go func() {
 		for {
@@ -101,6 +105,33 @@ func TestRelayRefusesUnknownTokenAndStream(t *testing.T) {
 		if rec.status < 400 {
 			t.Errorf("%s: status %d", path, rec.status)
 		}
+	}
+}
+
+func TestRelayChannels(t *testing.T) {
+	r := New(nil, "", map[string]string{"tok": "42"})
+	tests := []struct {
+		stream, tag, token string
+		want               []string
+		status             int
+	}{
+		{"user", "", "tok", []string{"timeline:42", "timeline:42:notifications"}, 0},
+		{"user:notification", "", "tok", []string{"timeline:42:notifications"}, 0},
+		{"user", "", "nope", nil, http.StatusUnauthorized},
+		{"public", "", "", []string{"timeline:public"}, 0},
+		{"public:local:media", "", "", []string{"timeline:public:local:media"}, 0},
+		{"hashtag", "Cats", "", []string{"timeline:hashtag:cats"}, 0},
+		{"hashtag:local", "cats", "", []string{"timeline:hashtag:cats:local"}, 0},
+		{"hashtag", "", "", nil, http.StatusBadRequest},
+		{"list", "", "tok", nil, http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.stream+"/"+tt.tag+"/"+tt.token, func(t *testing.T) {
+			got, status := r.channels(tt.stream, tt.tag, tt.token)
+			if status != tt.status || strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Fatalf("got %v %d, want %v %d", got, status, tt.want, tt.status)
+			}
+		})
 	}
 }
 
