@@ -209,20 +209,24 @@ func newFlagSet(mode string, o *options, stderr io.Writer) *flag.FlagSet {
 	// Defaults that differ by mode.
 	clients, streams, rate, duration, warmup := 100, "public", 10.0, 30*time.Second, 5*time.Second
 	clientsUsage := "number of clients (fixed mode)"
+	durationUsage, streamsUsage := "measured window (per ramp step)", "stream mix: comma list of `NAME[=WEIGHT]`"
 	rateUsage := "publish ticks per second; each tick publishes one event on every target channel"
 	switch mode {
 	case modeInstance:
 		clients, streams, rate, warmup = 0, "user=90,user:notification=4,public=4,hashtag:spillway=2", 1500, 10*time.Second
 		clientsUsage = "accounts, one client each (the first distinct accounts of -tokens; 0 = every one)"
+		durationUsage = "measured window"
 		rateUsage = "events published into Redis per second, in total"
 	case modeSoak:
 		clients, streams, rate, duration, warmup = 200, "public,user", 5, 30*time.Minute, time.Minute
 		clientsUsage = "steady clients, measured for loss and latency"
+		durationUsage = "measured window: churn, events and samples"
+		streamsUsage = "stream mix of the steady and the churn clients: comma list of `NAME[=WEIGHT]`"
 	}
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:4000", "server base `URL` (http, loopback host only)")
 	fs.IntVar(&o.clients, "clients", clients, clientsUsage)
 	fs.Float64Var(&o.sseRatio, "sse-ratio", 0.5, "fraction of clients using SSE, 0..1 (the rest use WebSocket)")
-	fs.StringVar(&o.streams, "streams", streams, "stream mix: comma list of `NAME[=WEIGHT]`")
+	fs.StringVar(&o.streams, "streams", streams, streamsUsage)
 	fs.BoolVar(&o.wsSubscribe, "ws-subscribe", false, "subscribe WebSockets with a subscribe message instead of ?stream=")
 	fs.StringVar(&o.tokens, "tokens", "", "token `file`: one token per line, optionally token<TAB>account_id; clients take tokens round-robin")
 	fs.StringVar(&o.accounts, "accounts", "", "account id `file`, one per line in token order (alternative to token<TAB>account_id)")
@@ -233,7 +237,7 @@ func newFlagSet(mode string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.redisNS, "redis-namespace", "", "the server's REDIS_NAMESPACE (channels become NS:timeline:…)")
 	fs.Float64Var(&o.rate, "rate", rate, rateUsage)
 	fs.IntVar(&o.payloadSize, "payload-size", 3500, "approximate size of each published message in `bytes` (a complete status is at least ~3 KB; smaller values give that minimum)")
-	fs.DurationVar(&o.duration, "duration", duration, "measured window (per ramp step)")
+	fs.DurationVar(&o.duration, "duration", duration, durationUsage)
 	fs.DurationVar(&o.warmup, "warmup", warmup, "unmeasured publishing before each window")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "longest wait for in-flight deliveries after a window")
 	fs.DurationVar(&o.probeTimeout, "probe-timeout", 30*time.Second, "longest wait for every client to receive a probe event")
