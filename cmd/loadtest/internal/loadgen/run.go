@@ -420,6 +420,13 @@ func (r *runState) runStep(ctx, clientsCtx context.Context, clientsWG *sync.Wait
 	self0, selfErr0 := readProc(os.Getpid())
 	pubStart := time.Now()
 	ps, err := r.publish(ctx, r.cfg.Duration, r.cfg.MaxTicks, true)
+	for soak != nil && err == nil && soak.samples() < soak.cfg.MinSamples {
+		var more publishResult
+		more, err = r.publish(ctx, soak.cfg.SampleInterval, 0, true)
+		ps.ticks += more.ticks
+		ps.events += more.events
+		ps.errors += more.errors
+	}
 	pubSecs := time.Since(pubStart).Seconds()
 	if err != nil {
 		return step, err

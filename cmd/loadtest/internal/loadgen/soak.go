@@ -55,6 +55,9 @@ type Soak struct {
 	Tolerance float64
 	// Seed drives lifetimes and how churn clients leave.
 	Seed uint64
+	// MinSamples, when positive, keeps the window open (publishing) past
+	// its duration until that many samples are taken (deterministic tests).
+	MinSamples int
 }
 
 func (s *Soak) validate(c *Config) error {
@@ -307,6 +310,13 @@ func (sk *soakRun) openWindow(ctx context.Context) {
 			}
 		}
 	}()
+}
+
+// samples is how many samples the window has so far.
+func (sk *soakRun) samples() int {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	return len(sk.rep.Samples)
 }
 
 // stop ends sampling and churn. It is safe to call more than once.

@@ -53,6 +53,7 @@ func TestSoakChurnsAndSamples(t *testing.T) {
 			cfg.Soak = &loadgen.Soak{
 				ChurnRate: 40, ChurnLifetime: 200 * time.Millisecond, Resubscribe: tt.resub,
 				SampleInterval: 100 * time.Millisecond, MetricsURL: mu, Tolerance: 0.1, Seed: 1,
+				MinSamples: 6,
 			}
 			var progress bytes.Buffer
 			cfg.Progress, cfg.ProgressInterval = &progress, time.Hour
@@ -69,7 +70,7 @@ func TestSoakChurnsAndSamples(t *testing.T) {
 				t.Fatalf("steady clients %+v", st)
 			}
 			c := sk.Churn
-			if c.Connected < 10 || c.Failed != 0 || c.Dropped != 0 || c.Graceful+c.Abrupt+c.Stopped != c.Connected || c.Events == 0 {
+			if c.Connected < 4 || c.Failed != 0 || c.Dropped != 0 || c.Graceful+c.Abrupt+c.Stopped != c.Connected || c.Events == 0 {
 				t.Fatalf("churn %+v", c)
 			}
 			if tt.wantWS {
@@ -79,7 +80,7 @@ func TestSoakChurnsAndSamples(t *testing.T) {
 			} else if c.Subscribes != 0 || c.Graceful != 0 {
 				t.Fatalf("SSE churn %+v", c)
 			}
-			if len(sk.Samples) < 4 || sk.RSS == nil || sk.FDs == nil || sk.Verdict == "" {
+			if len(sk.Samples) < 6 || sk.RSS == nil || sk.FDs == nil || sk.Verdict == "" {
 				t.Fatalf("%d samples, trends %+v %+v, verdict %q", len(sk.Samples), sk.RSS, sk.FDs, sk.Verdict)
 			}
 			for _, s := range sk.Samples {
