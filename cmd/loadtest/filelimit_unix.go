@@ -21,6 +21,9 @@ func warnFileLimit(cfg loadgen.Config, stderr io.Writer) {
 	if cfg.Ramp != nil {
 		want = cfg.Ramp.Max
 	}
+	if cfg.Soak != nil {
+		want += cfg.Soak.MaxLive()
+	}
 	if uint64(want)+64 > lim.Cur {
 		_, _ = fmt.Fprintf(stderr, "loadtest: warning: open-file limit %d is below %d clients + 64; later connections will fail with \"too many open files\"\n", lim.Cur, want)
 	}

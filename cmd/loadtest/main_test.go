@@ -19,22 +19,56 @@ import (
 )
 
 func TestHelpDocumentsEveryFlag(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"--help"}, &stdout, &stderr); err != nil {
-		t.Fatalf("--help: %v", err)
+	tests := []struct {
+		mode     string
+		args     []string
+		usage    string
+		examples int
+		// only lists flags this mode has and others do not.
+		only []string
+	}{
+		{modeDefault, []string{"--help"}, "Usage: loadtest [flags]", 3, []string{"ramp-start", "authors"}},
+		{modeInstance, []string{"instance", "-help"}, "Usage: loadtest instance", 2, []string{"zipf", "followers", "arrivals"}},
+		{modeSoak, []string{"soak", "-help"}, "Usage: loadtest soak", 1, []string{"churn-rate", "sample-interval", "metrics-url"}},
 	}
-	help := stderr.String()
-	var o options
-	newFlagSet(&o, &bytes.Buffer{}).VisitAll(func(f *flag.Flag) {
-		if !strings.Contains(help, "-"+f.Name+" ") && !strings.Contains(help, "-"+f.Name+"\n") {
-			t.Errorf("help lacks -%s", f.Name)
-		}
-		if f.Usage == "" {
-			t.Errorf("-%s has no usage text", f.Name)
-		}
-	})
-	if n := strings.Count(help, "\n  loadtest -url"); n != 3 {
-		t.Errorf("help has %d example command lines, want 3:\n%s", n, help)
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if err := run(t.Context(), tt.args, &stdout, &stderr); err != nil {
+				t.Fatalf("%v: %v", tt.args, err)
+			}
+			help := stderr.String()
+			if !strings.HasPrefix(help, tt.usage) {
+				t.Fatalf("not the %q usage:\n%s", tt.usage, help)
+			}
+			var o options
+			fs := newFlagSet(tt.mode, &o, &bytes.Buffer{})
+			fs.VisitAll(func(f *flag.Flag) {
+				if !strings.Contains(help, "-"+f.Name+" ") && !strings.Contains(help, "-"+f.Name+"\n") {
+					t.Errorf("help lacks -%s", f.Name)
+				}
+				if f.Usage == "" {
+					t.Errorf("-%s has no usage text", f.Name)
+				}
+			})
+			for _, name := range tt.only {
+				if fs.Lookup(name) == nil {
+					t.Errorf("no -%s", name)
+				}
+				for _, other := range []string{modeDefault, modeInstance, modeSoak} {
+					if other != tt.mode && newFlagSet(other, &options{}, &bytes.Buffer{}).Lookup(name) != nil {
+						t.Errorf("-%s is also a flag of mode %q", name, other)
+					}
+				}
+			}
+			cmd := "\n  loadtest -url"
+			if tt.mode != modeDefault {
+				cmd = "\n  loadtest " + tt.mode + " -url"
+			}
+			if n := strings.Count(help, cmd); n != tt.examples {
+				t.Errorf("help has %d example command lines, want %d:\n%s", n, tt.examples, help)
+			}
+		})
 	}
 }
 
@@ -56,6 +90,10 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte("secret-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	accountTokens := filepath.Join(dir, "account-tokens")
+	if err := os.WriteFile(accountTokens, []byte("secret-token\t1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -72,6 +110,14 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 		{"missing authors file", []string{"-authors", filepath.Join(dir, "none")}, "-authors"},
 		{"bad authors file", []string{"-authors", tokens}, "-authors: authors line 1"},
 		{"fixtures without database", []string{"fixtures"}, "-database-url is required"},
+		{"instance without tokens", []string{"instance"}, "needs -tokens"},
+		{"instance without account ids", []string{"instance", "-tokens", tokens}, "account id"},
+		{"instance with a ramp flag", []string{"instance", "-ramp-start", "5"}, "not defined"},
+		{"instance bad arrivals", []string{"instance", "-tokens", tokens, "-arrivals", "burst"}, "-arrivals"},
+		{"instance direct stream", []string{"instance", "-tokens", accountTokens, "-streams", "direct"}, "never receives events"},
+		{"soak without server pid", []string{"soak", "-tokens", accountTokens}, "-server-pid"},
+		{"soak remote metrics", []string{"soak", "-tokens", accountTokens, "-server-pid", "1", "-metrics-url", "http://192.0.2.1/metrics"}, "non-loopback"},
+		{"soak bad tolerance", []string{"soak", "-streams", "public", "-server-pid", "1", "-flat-tolerance", "-1"}, "-flat-tolerance"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

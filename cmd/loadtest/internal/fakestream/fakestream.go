@@ -7,9 +7,12 @@ package fakestream
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -37,7 +40,10 @@ type Conn struct {
 	// Ordinal numbers accepted connections from 1 in acceptance order.
 	Ordinal int
 	SSE     bool
+	// Channel is the channel of the delivery being decided.
 	Channel string
+	// Event is the delivery's event name.
+	Event string
 }
 
 // Options configure a Server.
@@ -50,9 +56,10 @@ type Options struct {
 }
 
 type conn struct {
-	info Conn
-	out  chan []byte // framed bytes, one write each
-	held [][]byte
+	info     Conn
+	channels []string    // guarded by Server.mu
+	out      chan []byte // framed bytes, one write each
+	held     [][]byte
 }
 
 // Server is a running fake streaming server.
@@ -67,6 +74,7 @@ type Server struct {
 	sse, ws   int
 	rejected  int
 	overflow  int
+	unsubs    int
 	remoteIPs map[string]int
 }
 
@@ -89,6 +97,21 @@ func (s *Server) Stats() (sse, ws, rejected int, ips map[string]int) {
 	return s.sse, s.ws, s.rejected, ips
 }
 
+// Subscribers reports how many connections are subscribed to channel now.
+func (s *Server) Subscribers(channel string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs[channel])
+}
+
+// Unsubscribes reports how many WebSocket unsubscribe messages removed a
+// subscription.
+func (s *Server) Unsubscribes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsubs
+}
+
 // Publish delivers a Redis-style message ({"event":…,"payload":…}) on a
 // logical channel to every subscribed connection.
 func (s *Server) Publish(channel string, msg []byte) {
@@ -107,14 +130,16 @@ func (s *Server) Publish(channel string, msg []byte) {
 	for _, c := range s.subs[channel] {
 		act := Deliver
 		if ok && !info.Probe && s.opts.Inject != nil {
-			act = s.opts.Inject(c.info, info.Seq)
+			ci := c.info
+			ci.Channel, ci.Event = channel, env.Event
+			act = s.opts.Inject(ci, info.Seq)
 		}
 		k := 0
 		if c.info.SSE {
 			k = 1
 		}
 		if rendered[k] == nil {
-			rendered[k] = frame(c.info, env.Event, env.Payload)
+			rendered[k] = frame(c.info.SSE, channel, env.Event, env.Payload)
 		}
 		frames := rendered[k]
 		switch act {
@@ -144,14 +169,14 @@ func (s *Server) send(c *conn, frames [][]byte) {
 	}
 }
 
-// frame renders an event for a connection: two SSE chunks, or one WS frame.
-func frame(c Conn, event string, p json.RawMessage) [][]byte {
+// frame renders an event on channel: two SSE chunks, or one WS frame.
+func frame(sse bool, channel, event string, p json.RawMessage) [][]byte {
 	data := []byte(p)
-	if strings.HasPrefix(c.Channel, "timeline:public") && len(data) > 1 && data[len(data)-1] == '}' {
+	if strings.HasPrefix(channel, "timeline:public") && len(data) > 1 && data[len(data)-1] == '}' {
 		// Public streams get the keyword-filter result appended.
 		data = append(append([]byte{}, data[:len(data)-1]...), `,"filtered":[]}`...)
 	}
-	if c.SSE {
+	if sse {
 		return [][]byte{[]byte("event: " + event + "\n"), append(append([]byte("data: "), data...), '\n', '\n')}
 	}
 	b, _ := json.Marshal(struct {
@@ -162,29 +187,46 @@ func frame(c Conn, event string, p json.RawMessage) [][]byte {
 	return [][]byte{b}
 }
 
-// channelFor resolves a stream to its logical channel, or "" if unknown.
-func channelFor(stream, tag, account string) string {
+// channelsFor resolves a stream to its logical channels, or nil if
+// unknown. A user stream includes the account's notifications, as for a
+// token with the read scope.
+func channelsFor(stream, tag, account string) []string {
 	switch stream {
 	case "user":
-		return "timeline:" + account
-	case "public", "public:local", "public:remote", "public:media":
-		return "timeline:" + stream
+		return []string{"timeline:" + account, "timeline:" + account + ":notifications"}
+	case "user:notification":
+		return []string{"timeline:" + account + ":notifications"}
+	case "public", "public:local", "public:remote", "public:media", "public:local:media":
+		return []string{"timeline:" + stream}
 	case "hashtag":
-		return "timeline:hashtag:" + strings.ToLower(tag)
+		return []string{"timeline:hashtag:" + strings.ToLower(tag)}
+	case "hashtag:local":
+		return []string{"timeline:hashtag:" + strings.ToLower(tag) + ":local"}
 	}
-	return ""
+	return nil
 }
 
-func ssePathStream(path string) string {
-	switch path {
+func ssePathStream(r *http.Request) string {
+	media := r.URL.Query().Get("only_media") == "true"
+	switch r.URL.Path {
 	case "/api/v1/streaming/user":
 		return "user"
+	case "/api/v1/streaming/user/notification":
+		return "user:notification"
 	case "/api/v1/streaming/public":
+		if media {
+			return "public:media"
+		}
 		return "public"
 	case "/api/v1/streaming/public/local":
+		if media {
+			return "public:local:media"
+		}
 		return "public:local"
 	case "/api/v1/streaming/hashtag":
 		return "hashtag"
+	case "/api/v1/streaming/hashtag/local":
+		return "hashtag:local"
 	}
 	return ""
 }
@@ -204,29 +246,47 @@ func (s *Server) register(sse bool, r *http.Request) *conn {
 	s.accepted++
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	s.remoteIPs[host]++
-	return &conn{info: Conn{Ordinal: s.accepted, SSE: sse}, out: make(chan []byte, 256)}
+	return &conn{info: Conn{Ordinal: s.accepted, SSE: sse}, out: make(chan []byte, 4096)}
 }
 
-func (s *Server) subscribe(c *conn, channel string) {
+// subscribe adds c to channels, counting c once as subscribed.
+func (s *Server) subscribe(c *conn, channels []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c.info.Channel = channel
-	if c.info.SSE {
-		s.sse++
-	} else {
-		s.ws++
+	if len(c.channels) == 0 {
+		if c.info.SSE {
+			s.sse++
+		} else {
+			s.ws++
+		}
 	}
-	s.subs[channel] = append(s.subs[channel], c)
+	for _, ch := range channels {
+		if !slices.Contains(c.channels, ch) {
+			c.channels = append(c.channels, ch)
+			s.subs[ch] = append(s.subs[ch], c)
+		}
+	}
 }
 
-func (s *Server) unsubscribe(c *conn) {
+// unsubscribe removes c from channels (every channel of c when nil).
+func (s *Server) unsubscribe(c *conn, channels []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	list := s.subs[c.info.Channel]
-	for i, x := range list {
-		if x == c {
-			s.subs[c.info.Channel] = append(list[:i:i], list[i+1:]...)
-			break
+	if channels == nil {
+		channels = slices.Clone(c.channels)
+	}
+	for _, ch := range channels {
+		i := slices.Index(c.channels, ch)
+		if i < 0 {
+			continue
+		}
+		c.channels = slices.Delete(c.channels, i, i+1)
+		list := s.subs[ch]
+		if j := slices.Index(list, c); j >= 0 {
+			s.subs[ch] = slices.Delete(slices.Clone(list), j, j+1)
+		}
+		if len(s.subs[ch]) == 0 {
+			delete(s.subs, ch)
 		}
 	}
 }
@@ -242,7 +302,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveWS(w, r)
 		return
 	}
-	stream := ssePathStream(r.URL.Path)
+	if r.URL.Path == "/metrics" {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_, _ = fmt.Fprintf(w, "# HELP go_goroutines Number of goroutines that currently exist.\n# TYPE go_goroutines gauge\ngo_goroutines %d\n", runtime.NumGoroutine())
+		return
+	}
+	stream := ssePathStream(r)
 	if stream == "" {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
@@ -263,8 +328,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "private, no-store")
 	w.WriteHeader(http.StatusOK)
 	c := s.register(true, r)
-	s.subscribe(c, channelFor(stream, tag, acct))
-	defer s.unsubscribe(c)
+	s.subscribe(c, channelsFor(stream, tag, acct))
+	defer s.unsubscribe(c, nil)
 	for _, b := range []string{":)\n", ":thump\n\n", "event: delete\n", "data: 111\n\n"} {
 		_, _ = w.Write([]byte(b))
 		if fl != nil {
@@ -300,7 +365,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { _ = ws.Close() }()
 	c := s.register(false, r)
-	defer s.unsubscribe(c)
+	defer s.unsubscribe(c, nil)
 	c.out <- []byte(`{"stream":["public"],"event":"delete","payload":"111"}`)
 	sub := func(stream, tag string) {
 		if tag == "forbidden" {
@@ -308,8 +373,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			c.out <- []byte(`{"error":"Access token does not have the required scopes","status":401}`)
 			return
 		}
-		if ch := channelFor(stream, tag, acct); ch != "" {
-			s.subscribe(c, ch)
+		if chs := channelsFor(stream, tag, acct); chs != nil {
+			s.subscribe(c, chs)
 		}
 	}
 	if st := r.URL.Query().Get("stream"); st != "" {
@@ -324,8 +389,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			var m struct{ Type, Stream, Tag string }
-			if json.Unmarshal(msg, &m) == nil && m.Type == "subscribe" {
+			if json.Unmarshal(msg, &m) != nil {
+				continue
+			}
+			switch m.Type {
+			case "subscribe":
 				sub(m.Stream, m.Tag)
+			case "unsubscribe":
+				if chs := channelsFor(m.Stream, m.Tag, acct); chs != nil {
+					s.mu.Lock()
+					s.unsubs++
+					s.mu.Unlock()
+					s.unsubscribe(c, chs)
+				}
 			}
 		}
 	}()

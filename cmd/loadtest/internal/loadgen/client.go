@@ -39,23 +39,53 @@ const (
 )
 
 // client is one receive-only connection. Fields above mu are fixed at
-// creation; state and confirmed are atomics; the rest is guarded by mu.
+// creation; state, probes and confirmed are atomics; the rest is guarded by
+// mu.
 type client struct {
 	idx    int
 	sse    bool
 	stream *Stream
-	ch     *channel
-	token  string
-	dialer int // index into the run's dialers (source address)
+	// ch is the channel whose update events the client receives and nch the
+	// channel of its notification events; either may be nil (a
+	// user:notification client has no ch, and only instance runs give user
+	// clients an nch).
+	ch, nch *channel
+	token   string
+	dialer  int // index into the run's dialers (source address)
+	// churn is set on a soak's churn clients, whose events are only
+	// counted there.
+	churn *churnStats
 
-	state     atomic.Int32
+	state atomic.Int32
+	// probes has probeUpdate and probeNotify set as probes arrive on ch and
+	// nch; confirmed is set once every channel of the client has seen one.
+	probes    atomic.Uint32
 	confirmed atomic.Bool
 
 	mu        sync.Mutex
 	reason    string
 	connectNS int64
 	inWindow  bool
-	tracker   seqTracker
+	tracker   seqTracker // deliveries on ch
+	ntracker  seqTracker // deliveries on nch
+}
+
+// Bits of client.probes.
+const (
+	probeUpdate uint32 = 1 << iota
+	probeNotify
+)
+
+// wantProbes is the probes value of a fully confirmed client.
+func (c *client) wantProbes() uint32 {
+	var w uint32
+	if c.ch != nil {
+		w |= probeUpdate
+	}
+	if c.nch != nil {
+		w |= probeNotify
+	}
+	return w
 }
 
 func (c *client) setState(s clientState, reason string) {
@@ -138,7 +168,7 @@ func (r *runState) runClient(ctx context.Context, c *client, connectDone func())
 	if c.sse {
 		s, err = r.connectSSE(ctx, c)
 	} else {
-		s, err = r.connectWS(ctx, c)
+		s, err = r.connectWS(ctx, c, false)
 	}
 	if err != nil {
 		c.setState(stateFailed, classify(err))
@@ -177,21 +207,41 @@ func (r *runState) runClient(ctx context.Context, c *client, connectDone func())
 	r.dropped.Add(1)
 }
 
-// onUpdate handles the data of one `update` event (SSE data or a whole WS
-// frame). It is the per-delivery hot path.
-func (r *runState) onUpdate(c *client, data []byte) {
+// onEvent handles the data of one `update` event, or of a `notification`
+// event when notify is set (SSE data or a whole WS frame). It is the
+// per-delivery hot path.
+func (r *runState) onEvent(c *client, notify bool, data []byte) {
+	ch, tr, bit := c.ch, &c.tracker, probeUpdate
+	if notify {
+		ch, tr, bit = c.nch, &c.ntracker, probeNotify
+	}
+	if c.churn != nil {
+		c.churn.events.Add(1)
+		return
+	}
+	if ch == nil {
+		if notify {
+			// Nothing this run published: a real notification.
+			r.otherEvents.Add(1)
+		} else if _, ok := payload.Decode(data); ok {
+			r.misrouted.Add(1)
+		} else {
+			r.foreign.Add(1)
+		}
+		return
+	}
 	info, ok := payload.Decode(data)
 	if !ok {
 		r.foreign.Add(1)
 		return
 	}
 	if info.Probe {
-		if c.confirmed.CompareAndSwap(false, true) {
+		if got := c.probes.Or(bit) | bit; got == c.wantProbes() && c.confirmed.CompareAndSwap(false, true) {
 			r.confirmedN.Add(1)
 		}
 		return
 	}
-	if info.Seq < c.ch.lo.Load() {
+	if info.Seq < ch.lo.Load() {
 		r.stale.Add(1)
 		return
 	}
@@ -202,7 +252,7 @@ func (r *runState) onUpdate(c *client, data []byte) {
 		r.stale.Add(1)
 		return
 	}
-	dup := c.tracker.record(info.Seq)
+	dup := tr.record(info.Seq)
 	c.mu.Unlock()
 	r.received.Add(1)
 	if dup {
@@ -236,11 +286,14 @@ func (r *runState) handleSSE(c *client, it sse.Item) {
 	if it.Kind != sse.KindEvent {
 		return
 	}
-	if string(it.Name) == "update" {
-		r.onUpdate(c, it.Data)
-		return
+	switch string(it.Name) {
+	case "update":
+		r.onEvent(c, false, it.Data)
+	case "notification":
+		r.onEvent(c, true, it.Data)
+	default:
+		r.otherEvents.Add(1)
 	}
-	r.otherEvents.Add(1)
 }
 
 func (r *runState) connectSSE(ctx context.Context, c *client) (_ session, err error) {
@@ -328,7 +381,9 @@ func (s *wsSession) read(r *runState, c *client) error {
 		case f.IsError:
 			return &wsErrorFrame{status: f.Status, msg: f.ErrMsg}
 		case string(f.Event) == "update":
-			r.onUpdate(c, s.buf)
+			r.onEvent(c, false, s.buf)
+		case string(f.Event) == "notification":
+			r.onEvent(c, true, s.buf)
 		default:
 			r.otherEvents.Add(1)
 		}
@@ -355,9 +410,13 @@ func readInto(dst []byte, rd io.Reader) ([]byte, error) {
 	}
 }
 
-func (r *runState) connectWS(ctx context.Context, c *client) (_ session, err error) {
+// connectWS opens a WebSocket for c, subscribed to c's stream in the URL or
+// with a subscribe message (-ws-subscribe); a bare one subscribes to
+// nothing.
+func (r *runState) connectWS(ctx context.Context, c *client, bare bool) (_ session, err error) {
+	subscribe := r.cfg.WSSubscribe && !bare
 	u := r.wsBase
-	if !r.cfg.WSSubscribe {
+	if !r.cfg.WSSubscribe && !bare {
 		u += "?" + c.stream.WSQuery().Encode()
 	}
 	var hdr http.Header
@@ -372,7 +431,7 @@ func (r *runState) connectWS(ctx context.Context, c *client) (_ session, err err
 		return nil, err
 	}
 	conn.SetReadLimit(maxEventSize)
-	if r.cfg.WSSubscribe {
+	if subscribe {
 		if err := conn.SetWriteDeadline(time.Now().Add(r.cfg.ConnectTimeout)); err != nil {
 			_ = conn.Close()
 			return nil, err

@@ -80,6 +80,11 @@ type Config struct {
 	ServerPID int
 	// Ramp, when non-nil, selects ramp mode.
 	Ramp *Ramp
+	// Instance, when non-nil, selects the instance scenario (Rate is then
+	// events per second).
+	Instance *Instance
+	// Soak, when non-nil, adds churn and resource sampling to the window.
+	Soak *Soak
 	// Progress receives a status line every ProgressInterval; nil disables it.
 	Progress         io.Writer
 	ProgressInterval time.Duration
@@ -99,6 +104,9 @@ func (c *Config) Validate() error {
 	}
 	if ip := net.ParseIP(c.BaseURL.Hostname()); ip != nil && !ip.IsLoopback() {
 		return fmt.Errorf("refusing non-loopback target %s", ip)
+	}
+	if c.Instance != nil && len(c.Tokens) == 0 {
+		return errors.New("an instance run needs -tokens with account ids")
 	}
 	if c.Ramp == nil && (c.Clients < 1 || c.Clients > MaxClients) {
 		return fmt.Errorf("-clients must be 1..%d", MaxClients)
@@ -133,8 +141,26 @@ func (c *Config) Validate() error {
 	if c.ConnectRate <= 0 {
 		return errors.New("-connect-rate must be positive")
 	}
-	if c.Rate <= 0 || c.Rate > 10_000 {
+	if c.Instance != nil {
+		if c.Ramp != nil || c.Soak != nil {
+			return errors.New("an instance run is neither a ramp nor a soak")
+		}
+		if !(c.Rate > 0 && c.Rate <= 1_000_000) {
+			return errors.New("-rate must be in (0, 1000000] events/s")
+		}
+		if err := c.Instance.validate(c); err != nil {
+			return err
+		}
+	} else if !(c.Rate > 0 && c.Rate <= 10_000) {
 		return errors.New("-rate must be in (0, 10000]")
+	}
+	if c.Soak != nil {
+		if c.Ramp != nil {
+			return errors.New("a soak is not a ramp")
+		}
+		if err := c.Soak.validate(c); err != nil {
+			return err
+		}
 	}
 	if c.PayloadSize < 0 || c.PayloadSize > maxPayloadSize {
 		return fmt.Errorf("-payload-size must be 0..%d", maxPayloadSize)

@@ -64,6 +64,6 @@ func BenchmarkOnUpdate(b *testing.B) {
 		if i%len(msgs) == 0 {
 			c.tracker.reset(1)
 		}
-		r.onUpdate(c, msgs[i%len(msgs)])
+		r.onEvent(c, false, msgs[i%len(msgs)])
 	}
 }

@@ -15,7 +15,7 @@ import (
 // Report is the result of a run; it marshals to the -json output.
 type Report struct {
 	Target       string   `json:"target"`
-	Mode         string   `json:"mode"` // "fixed" or "ramp"
+	Mode         string   `json:"mode"` // "fixed", "ramp", "instance" or "soak"
 	Streams      []string `json:"streams"`
 	SSERatio     float64  `json:"sse_ratio"`
 	WSSubscribe  bool     `json:"ws_subscribe"`
@@ -28,9 +28,13 @@ type Report struct {
 	DurationSec  float64  `json:"duration_seconds"`
 	ServerPID    int      `json:"server_pid,omitempty"`
 	// ServerBaselineRSSKB is the server's RSS before the first connection.
-	ServerBaselineRSSKB uint64       `json:"server_baseline_rss_kb,omitempty"`
-	P99BoundMS          float64      `json:"p99_bound_ms,omitempty"`
-	Steps               []StepReport `json:"steps"`
+	ServerBaselineRSSKB uint64  `json:"server_baseline_rss_kb,omitempty"`
+	P99BoundMS          float64 `json:"p99_bound_ms,omitempty"`
+	// Instance is the traffic model of an instance run.
+	Instance *InstanceModel `json:"instance,omitempty"`
+	// Soak is a soak's churn and resource samples.
+	Soak  *SoakReport  `json:"soak,omitempty"`
+	Steps []StepReport `json:"steps"`
 	// LastGood is the last ramp step that met every bound (ramp mode only).
 	LastGood *StepReport `json:"last_good,omitempty"`
 }
@@ -89,6 +93,12 @@ type PublishStats struct {
 	Seconds         float64 `json:"seconds"`
 	TicksPerSecond  float64 `json:"ticks_per_second"`
 	EventsPerSecond float64 `json:"events_per_second"`
+	// Instance runs: ticks are actions, each a status or a notification;
+	// ScheduleLagMS is how late actions were published against their
+	// schedule (a tool that cannot keep up shows here first).
+	Statuses      uint64       `json:"statuses,omitempty"`
+	Notifications uint64       `json:"notifications,omitempty"`
+	ScheduleLagMS *Percentiles `json:"schedule_lag_ms,omitempty"`
 }
 
 // DeliveryStats compares owed and received deliveries of the window.
@@ -104,6 +114,9 @@ type DeliveryStats struct {
 	Late uint64 `json:"late"`
 	// Unexpected counts distinct deliveries beyond what was owed.
 	Unexpected uint64 `json:"unexpected"`
+	// Misrouted counts marked events of a kind the client's stream never
+	// carries in this run (a status on a notifications-only stream).
+	Misrouted uint64 `json:"misrouted"`
 	// Stale deliveries belong to warm-up or earlier windows; Foreign ones
 	// are update events without this tool's markers; Other events are
 	// non-update events (delete, notification, …).
@@ -118,9 +131,11 @@ type DeliveryStats struct {
 type ServerStats struct {
 	CPUSeconds           float64 `json:"cpu_seconds"`
 	CPUMicrosPerDelivery float64 `json:"cpu_us_per_delivery"`
-	RSSConnectedKB       uint64  `json:"rss_connected_kb"`
-	RSSAfterKB           uint64  `json:"rss_after_kb"`
-	RSSPerConnKB         float64 `json:"rss_kb_per_connection"`
+	// CPUMicrosPerEvent divides by the events published into Redis.
+	CPUMicrosPerEvent float64 `json:"cpu_us_per_event"`
+	RSSConnectedKB    uint64  `json:"rss_connected_kb"`
+	RSSAfterKB        uint64  `json:"rss_after_kb"`
+	RSSPerConnKB      float64 `json:"rss_kb_per_connection"`
 }
 
 func newReport(cfg *Config, payloadBytes int) *Report {
@@ -134,9 +149,14 @@ func newReport(cfg *Config, payloadBytes int) *Report {
 	for _, s := range cfg.Streams {
 		rep.Streams = append(rep.Streams, fmt.Sprintf("%s=%d", s.Label(), s.Weight))
 	}
-	if cfg.Ramp != nil {
+	switch {
+	case cfg.Ramp != nil:
 		rep.Mode = "ramp"
 		rep.P99BoundMS = ms(int64(cfg.Ramp.P99Bound))
+	case cfg.Instance != nil:
+		rep.Mode = "instance"
+	case cfg.Soak != nil:
+		rep.Mode = "soak"
 	}
 	return rep
 }
@@ -206,7 +226,8 @@ func deliveryStats(c windowCounts, r *runState, seconds float64) DeliveryStats {
 	d := DeliveryStats{
 		Expected: c.Expected, Received: c.Received, Unique: c.Unique, Lost: c.Lost,
 		Duplicates: c.Duplicates, Reordered: c.Reordered, Late: c.Late, Unexpected: c.Unexpected,
-		Stale: r.stale.Load(), Foreign: r.foreign.Load(), Other: r.otherEvents.Load(),
+		Misrouted: r.misrouted.Load(),
+		Stale:     r.stale.Load(), Foreign: r.foreign.Load(), Other: r.otherEvents.Load(),
 		PublishErrors: r.pubErrors.Load(),
 	}
 	if c.Expected > 0 {
@@ -237,6 +258,52 @@ func (s *StepReport) verdict(p99Bound time.Duration) (bool, string) {
 	return true, "ok"
 }
 
+// maxTableSamples is how many samples the table shows (JSON has all).
+const maxTableSamples = 12
+
+func (sk *SoakReport) writeTable(w io.Writer, p func(k, format string, a ...any)) {
+	_, _ = fmt.Fprintf(w, "\nsoak: churn %.1f/s, lifetime %gs, resubscribe every %gs; a sample every %gs, flat within %.0f%%\n",
+		sk.ChurnRate, sk.ChurnLifetimeSec, sk.ResubscribeSec, sk.SampleIntervalSec, 100*sk.Tolerance)
+	c := sk.Churn
+	p("churn", "%d started, %d connected, %d failed (%s), %d dropped (%s), %d skipped",
+		c.Started, c.Connected, c.Failed, fmtReasons(c.FailReasons), c.Dropped, fmtReasons(c.DropReasons), c.Skipped)
+	p("", "%d graceful + %d abrupt leaves, %d open at the end; %d subscribes, %d unsubscribes, %d events received",
+		c.Graceful, c.Abrupt, c.Stopped, c.Subscribes, c.Unsubscribes, c.Events)
+	sample := func(s SoakSample) string {
+		g := "n/a"
+		if s.Goroutines >= 0 {
+			g = fmt.Sprint(s.Goroutines)
+		}
+		return fmt.Sprintf("rss %d KB, goroutines %s, open files %d, churn live %d", s.RSSKB, g, s.FDs, s.ChurnLive)
+	}
+	p("before churn", "%s", sample(sk.Before))
+	p("after churn", "%s", sample(sk.After))
+	trend := func(k, unit string, tr *Trend) {
+		if tr == nil {
+			p(k, "not sampled")
+			return
+		}
+		verdict := "flat"
+		if !tr.Flat {
+			verdict = "GROWING"
+		}
+		p(k, "first quarter %.0f%s, last quarter %.0f%s (%+.1f%%), slope %+.1f%s/h: %s",
+			tr.FirstQuarterMean, unit, tr.LastQuarterMean, unit, tr.GrowthPct, tr.SlopePerHour, unit, verdict)
+	}
+	trend("rss", " KB", sk.RSS)
+	trend("goroutines", "", sk.Goroutines)
+	trend("open files", "", sk.FDs)
+	step := max(1, (len(sk.Samples)+maxTableSamples-1)/maxTableSamples)
+	for i := 0; i < len(sk.Samples); i += step {
+		k := ""
+		if i == 0 {
+			k = "samples"
+		}
+		p(k, "t=%7.1fs  %s", sk.Samples[i].Seconds, sample(sk.Samples[i]))
+	}
+	p("verdict", "%s", sk.Verdict)
+}
+
 func fmtReasons(m map[string]int) string {
 	if len(m) == 0 {
 		return "-"
@@ -264,7 +331,18 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	_, _ = fmt.Fprintf(tw, "spillway loadtest — %s (%s)\n", rep.Target, rep.Mode)
 	p("streams", "%s  (sse ratio %.2f, ws subscribe %v)", strings.Join(rep.Streams, ","), rep.SSERatio, rep.WSSubscribe)
-	p("publishing", "%.1f ticks/s, %d-byte events, warmup %gs, window %gs", rep.Rate, rep.PayloadBytes, rep.WarmupSec, rep.DurationSec)
+	if m := rep.Instance; m != nil {
+		p("publishing", "%.1f events/s (%.1f actions/s, %s arrivals), %d-byte statuses, warmup %gs, window %gs",
+			rep.Rate, m.ActionsPerSecond, m.Arrivals, rep.PayloadBytes, rep.WarmupSec, rep.DurationSec)
+		p("accounts", "%d, one client each, %d on user streams; zipf %.2f (seed %d): busiest account %.1f%% of statuses, top 1%% %.1f%%",
+			m.Accounts, m.UserAccounts, m.Zipf, m.Seed, 100*m.TopAuthorShare, 100*m.Top1PctShare)
+		p("fan-out", "followers mean %.1f, max %d; %.0f%% public, %.0f%% of those tagged (%s); %.2f notifications per status",
+			m.FollowersMean, m.FollowersMax, 100*m.PublicShare, 100*m.TaggedShare, strings.Join(m.Tags, ","), m.Notifications)
+		p("", "%.2f home + %.2f public/hashtag = %.2f events per status, %.2f per action",
+			m.HomePerStatus, m.EventsPerStatus-m.HomePerStatus, m.EventsPerStatus, m.EventsPerAction)
+	} else {
+		p("publishing", "%.1f ticks/s, %d-byte events, warmup %gs, window %gs", rep.Rate, rep.PayloadBytes, rep.WarmupSec, rep.DurationSec)
+	}
 	if rep.ServerPID > 0 {
 		p("server", "pid %d, baseline RSS %d KB", rep.ServerPID, rep.ServerBaselineRSSKB)
 	}
@@ -280,19 +358,29 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		p("connect failures", "%s", fmtReasons(s.FailReasons))
 		p("drops", "%s", fmtReasons(s.DropReasons))
 		p("connect ms", "%s  [%.1fs to connect, %.1fs to confirm]", fmtPct(s.ConnectLatencyMS), s.ConnectSeconds, s.ProbeSeconds)
-		p("published", "%d events on %d channels in %.1fs (%.1f ticks/s, %d errors)",
-			s.Publish.Events, s.Publish.Channels, s.Publish.Seconds, s.Publish.TicksPerSecond, s.Publish.Errors)
+		if s.Publish.ScheduleLagMS != nil {
+			p("published", "%d events (%.1f/s) on %d channels in %.1fs: %d statuses, %d notifications (%d errors)",
+				s.Publish.Events, s.Publish.EventsPerSecond, s.Publish.Channels, s.Publish.Seconds,
+				s.Publish.Statuses, s.Publish.Notifications, s.Publish.Errors)
+			p("schedule lag ms", "%s", fmtPct(*s.Publish.ScheduleLagMS))
+		} else {
+			p("published", "%d events on %d channels in %.1fs (%.1f ticks/s, %d errors)",
+				s.Publish.Events, s.Publish.Channels, s.Publish.Seconds, s.Publish.TicksPerSecond, s.Publish.Errors)
+		}
 		d := s.Deliveries
 		p("deliveries", "%d expected, %d received, %d lost (%.4f%%), %d duplicates, %d reordered, %d late, %d unexpected",
 			d.Expected, d.Received, d.Lost, d.LossPct, d.Duplicates, d.Reordered, d.Late, d.Unexpected)
-		p("", "%.0f deliveries/s; %d stale, %d foreign, %d other events", d.PerSecond, d.Stale, d.Foreign, d.Other)
+		p("", "%.0f deliveries/s; %d stale, %d foreign, %d misrouted, %d other events", d.PerSecond, d.Stale, d.Foreign, d.Misrouted, d.Other)
 		p("latency ms", "%s", fmtPct(s.LatencyMS))
 		if sv := s.Server; sv != nil {
-			p("server cpu", "%.2fs = %.2f µs/delivery", sv.CPUSeconds, sv.CPUMicrosPerDelivery)
+			p("server cpu", "%.2fs = %.2f µs/delivery, %.2f µs/event", sv.CPUSeconds, sv.CPUMicrosPerDelivery, sv.CPUMicrosPerEvent)
 			p("server rss", "%d KB connected, %d KB after = %.2f KB/connection over baseline",
 				sv.RSSConnectedKB, sv.RSSAfterKB, sv.RSSPerConnKB)
 		}
 		p("tool", "%.2fs cpu, %d KB rss", s.ToolCPUSeconds, s.ToolRSSKB)
+	}
+	if sk := rep.Soak; sk != nil {
+		sk.writeTable(tw, p)
 	}
 	if rep.Mode == "ramp" {
 		if rep.LastGood != nil {

@@ -27,16 +27,58 @@ const publishBatch = 256
 // channel is one target Redis channel and its sequence space.
 type channel struct {
 	name string
-	// nextSeq and buf are owned by the publishing goroutine (phases run one
-	// after another, so the runner may read them between phases).
-	nextSeq uint64
-	buf     []byte
+	// notify marks a timeline:<id>:notifications channel, whose events are
+	// notifications rather than statuses.
+	notify bool
+	// nextSeq and probeRound are owned by the publishing goroutine (phases
+	// run one after another, so the runner may read them between phases).
+	nextSeq    uint64
+	probeRound int
 	// lo is the first measured sequence number of the current window;
 	// MaxUint64 outside windows, so nothing is counted.
 	lo atomic.Uint64
 	// ok counts the window's successfully published events.
 	ok   atomic.Uint64
 	subs uint64 // clients counted in the current window (runner-owned)
+}
+
+func newChannel(name string, notify bool) *channel {
+	ch := &channel{name: name, notify: notify, nextSeq: 1}
+	ch.lo.Store(math.MaxUint64)
+	return ch
+}
+
+// batch is one pipeline of messages being built. Their bytes share one
+// arena, reused after every flush (publishers do not retain messages), so a
+// run with tens of thousands of channels keeps no buffer per channel.
+type batch struct {
+	msgs  []Message
+	chans []*channel
+	arena []byte
+}
+
+// add appends one event on ch to the batch.
+func (b *batch) add(r *runState, ch *channel, seq uint64, probe bool) {
+	start := len(b.arena)
+	b.arena = r.appendEvent(b.arena, ch, seq, probe)
+	// A full slice expression: appending to one message's bytes must never
+	// reach the next one's.
+	b.msgs = append(b.msgs, Message{Channel: ch.name, Data: b.arena[start:len(b.arena):len(b.arena)]})
+	b.chans = append(b.chans, ch)
+}
+
+func (b *batch) reset() {
+	b.msgs, b.chans, b.arena = b.msgs[:0], b.chans[:0], b.arena[:0]
+}
+
+// appendEvent appends a message for ch: a status for timelines, a
+// notification wrapping a status for notification channels.
+func (r *runState) appendEvent(dst []byte, ch *channel, seq uint64, probe bool) []byte {
+	if !ch.notify {
+		return r.gen.Append(dst, seq, r.nowNS(), probe)
+	}
+	r.scratch = r.gen.Append(r.scratch[:0], seq, r.nowNS(), probe)
+	return appendNotification(dst, seq, r.scratch)
 }
 
 // runState is everything shared by the runner and its client goroutines.
@@ -55,12 +97,22 @@ type runState struct {
 	base     time.Time
 	baseWall int64
 
+	// tokens are the clients' tokens in rotation: Config.Tokens, or in
+	// instance runs their first token of each account.
+	tokens     []Token
 	clients    []*client
 	channels   []*channel
 	chanByName map[string]*channel
 	streamSeen []int // clients per stream so far (for the SSE ratio)
 	probeSeq   uint64
+	probeRound int
 	pubErrors  atomic.Uint64
+	// scratch is the publishing goroutine's buffer for a status that a
+	// notification wraps.
+	scratch []byte
+	// plan is the instance scenario's model (instance runs only), built
+	// with the clients.
+	plan *instancePlan
 
 	lat      atomic.Pointer[hist.Histogram]
 	connHist atomic.Pointer[hist.Histogram]
@@ -70,7 +122,7 @@ type runState struct {
 	received, dups             atomic.Uint64
 	owed                       atomic.Uint64 // deliveries owed in the current window
 	stale, foreign             atomic.Uint64
-	otherEvents                atomic.Uint64
+	otherEvents, misrouted     atomic.Uint64
 
 	phase     atomic.Value // string
 	stepLabel atomic.Value // string
@@ -183,6 +235,10 @@ func newRunState(ctx context.Context, cfg *Config, pub Publisher) (*runState, er
 		base:       time.Now(),
 	}
 	r.baseWall = r.base.UnixNano()
+	r.tokens = cfg.Tokens
+	if cfg.Instance != nil {
+		r.tokens = distinctAccounts(cfg.Tokens)
+	}
 	r.phase.Store("start")
 	r.stepLabel.Store("")
 	// Every connection borrows a write buffer only while writing, instead of
@@ -260,23 +316,33 @@ func (r *runState) addClients(n int) []*client {
 			dialer: i % len(r.netDialers),
 		}
 		account := ""
-		if len(r.cfg.Tokens) > 0 {
-			t := r.cfg.Tokens[i%len(r.cfg.Tokens)]
+		if len(r.tokens) > 0 {
+			t := r.tokens[i%len(r.tokens)]
 			c.token, account = t.Value, t.AccountID
 		}
-		name := st.Channel(account)
-		ch := r.chanByName[name]
-		if ch == nil {
-			ch = &channel{name: name, nextSeq: 1}
-			ch.lo.Store(math.MaxUint64)
-			r.chanByName[name] = ch
-			r.channels = append(r.channels, ch)
+		if st.Name != "user:notification" || r.cfg.Instance == nil {
+			c.ch = r.channelNamed(st.Channel(account), false)
 		}
-		c.ch = ch
+		if r.cfg.Instance != nil && (st.Name == "user" || st.Name == "user:notification") {
+			// Tokens with the read scope (as loadtest fixtures writes them)
+			// get the notifications channel on the user stream too.
+			c.nch = r.channelNamed(notificationsChannel(account), true)
+		}
 		r.clients = append(r.clients, c)
 		added = append(added, c)
 	}
 	return added
+}
+
+// channelNamed returns the run's channel called name, creating it.
+func (r *runState) channelNamed(name string, notify bool) *channel {
+	ch := r.chanByName[name]
+	if ch == nil {
+		ch = newChannel(name, notify)
+		r.chanByName[name] = ch
+		r.channels = append(r.channels, ch)
+	}
+	return ch
 }
 
 func (r *runState) runStep(ctx, clientsCtx context.Context, clientsWG *sync.WaitGroup,
@@ -289,6 +355,12 @@ func (r *runState) runStep(ctx, clientsCtx context.Context, clientsWG *sync.Wait
 	ch := hist.New()
 	r.connHist.Store(ch)
 	added := r.addClients(n)
+	if r.cfg.Instance != nil && r.plan == nil {
+		if err := r.buildPlan(); err != nil {
+			return nil, err
+		}
+		rep.Instance = &r.plan.model
+	}
 	connectStart := time.Now()
 	var connectWG sync.WaitGroup
 	var err error
@@ -322,10 +394,18 @@ func (r *runState) runStep(ctx, clientsCtx context.Context, clientsWG *sync.Wait
 		}
 	}
 
+	// A soak's churn starts before the warm-up, so the window sees it in
+	// its steady state.
+	var soak *soakRun
+	if r.cfg.Soak != nil {
+		soak = r.startSoak(clientsCtx)
+		defer soak.stop()
+	}
+
 	// Warm up.
 	if r.cfg.Warmup > 0 {
 		r.phase.Store("warmup")
-		if _, err := r.publishFor(ctx, r.cfg.Warmup, 0, false); err != nil {
+		if _, err := r.publish(ctx, r.cfg.Warmup, 0, false); err != nil {
 			return step, err
 		}
 	}
@@ -333,13 +413,27 @@ func (r *runState) runStep(ctx, clientsCtx context.Context, clientsWG *sync.Wait
 	// Measure.
 	r.phase.Store("measure")
 	counted := r.openWindow()
+	if soak != nil {
+		soak.openWindow(clientsCtx)
+	}
 	srv0, srvErr0 := r.sampleServer()
 	self0, selfErr0 := readProc(os.Getpid())
 	pubStart := time.Now()
-	ps, err := r.publishFor(ctx, r.cfg.Duration, r.cfg.MaxTicks, true)
+	ps, err := r.publish(ctx, r.cfg.Duration, r.cfg.MaxTicks, true)
+	for soak != nil && err == nil && soak.samples() < soak.cfg.MinSamples {
+		var more publishResult
+		more, err = r.publish(ctx, soak.cfg.SampleInterval, 0, true)
+		ps.ticks += more.ticks
+		ps.events += more.events
+		ps.errors += more.errors
+	}
 	pubSecs := time.Since(pubStart).Seconds()
 	if err != nil {
 		return step, err
+	}
+	if soak != nil {
+		r.phase.Store("settle")
+		rep.Soak = soak.finish(ctx, max(r.cfg.Drain, 5*time.Second))
 	}
 	r.phase.Store("drain")
 	if err := r.drain(ctx, r.cfg.Drain); err != nil {
@@ -357,6 +451,11 @@ func (r *runState) runStep(ctx, clientsCtx context.Context, clientsWG *sync.Wait
 		step.Publish.TicksPerSecond = float64(ps.ticks) / pubSecs
 		step.Publish.EventsPerSecond = float64(ps.events) / pubSecs
 	}
+	if r.plan != nil {
+		step.Publish.Statuses, step.Publish.Notifications = ps.statuses, ps.notifications
+		lag := percentiles(ps.lag)
+		step.Publish.ScheduleLagMS = &lag
+	}
 	step.fillClients(r.clients, counted)
 	step.NewDrops = int(r.dropped.Load() - droppedBefore)
 	step.Deliveries = deliveryStats(counts, r, pubSecs)
@@ -367,6 +466,9 @@ func (r *runState) runStep(ctx, clientsCtx context.Context, clientsWG *sync.Wait
 		s.RSSAfterKB = srv1.RSSKB
 		if counts.Unique > 0 {
 			s.CPUMicrosPerDelivery = s.CPUSeconds * 1e6 / float64(counts.Unique)
+		}
+		if ps.events > 0 {
+			s.CPUMicrosPerEvent = s.CPUSeconds * 1e6 / float64(ps.events)
 		}
 		if step.Connected > 0 && s.RSSConnectedKB > rep.ServerBaselineRSSKB {
 			s.RSSPerConnKB = float64(s.RSSConnectedKB-rep.ServerBaselineRSSKB) / float64(step.Connected)
@@ -411,34 +513,25 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 }
 
-// probe publishes probe events on every channel until every connected client
-// has seen one, or ProbeTimeout passes.
+// probe publishes probe events on every channel that has a connected
+// client still waiting for one, until every connected client has seen a
+// probe on each of its channels, or ProbeTimeout passes.
 func (r *runState) probe(ctx context.Context) error {
 	deadline := time.Now().Add(r.cfg.ProbeTimeout)
+	var b batch
 	for {
-		if r.unconfirmed() == 0 {
+		need := r.probeTargets()
+		if len(need) == 0 || time.Now().After(deadline) {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return nil
-		}
-		msgs := make([]Message, 0, min(len(r.channels), publishBatch))
-		for _, ch := range r.channels {
+		for _, ch := range need {
 			r.probeSeq++
-			ch.buf = r.gen.Append(ch.buf[:0], r.probeSeq, r.nowNS(), true)
-			msgs = append(msgs, Message{Channel: ch.name, Data: ch.buf})
-			if len(msgs) == publishBatch {
-				if err := r.pub.Publish(ctx, msgs); err != nil {
-					r.pubErrors.Add(1)
-				}
-				msgs = msgs[:0]
+			b.add(r, ch, r.probeSeq, true)
+			if len(b.msgs) == publishBatch {
+				r.publishProbes(ctx, &b)
 			}
 		}
-		if len(msgs) > 0 {
-			if err := r.pub.Publish(ctx, msgs); err != nil {
-				r.pubErrors.Add(1)
-			}
-		}
+		r.publishProbes(ctx, &b)
 		t := time.NewTimer(r.cfg.ProbeInterval)
 		select {
 		case <-ctx.Done():
@@ -449,20 +542,81 @@ func (r *runState) probe(ctx context.Context) error {
 	}
 }
 
-func (r *runState) unconfirmed() int {
-	n := 0
-	for _, c := range r.clients {
-		if clientState(c.state.Load()) == stateConnected && !c.confirmed.Load() {
-			n++
+func (r *runState) publishProbes(ctx context.Context, b *batch) {
+	if len(b.msgs) > 0 {
+		if err := r.pub.Publish(ctx, b.msgs); err != nil {
+			r.pubErrors.Add(1)
 		}
 	}
-	return n
+	b.reset()
+}
+
+// probeTargets lists the channels on which some connected, unconfirmed
+// client has not yet seen a probe.
+func (r *runState) probeTargets() []*channel {
+	r.probeRound++
+	var out []*channel
+	mark := func(ch *channel) {
+		if ch.probeRound != r.probeRound {
+			ch.probeRound = r.probeRound
+			out = append(out, ch)
+		}
+	}
+	for _, c := range r.clients {
+		if clientState(c.state.Load()) != stateConnected || c.confirmed.Load() {
+			continue
+		}
+		seen := c.probes.Load()
+		if c.ch != nil && seen&probeUpdate == 0 {
+			mark(c.ch)
+		}
+		if c.nch != nil && seen&probeNotify == 0 {
+			mark(c.nch)
+		}
+	}
+	return out
 }
 
 type publishResult struct {
-	ticks  int
+	ticks  int // ticks, or actions in instance runs
 	events uint64
 	errors uint64
+	// Instance runs only: what the actions were, and how late each was
+	// published against its schedule.
+	statuses, notifications uint64
+	lag                     *hist.Histogram
+}
+
+// flush publishes b as one pipeline and, while measuring, counts each
+// event as owed to its channel's counted clients.
+func (r *runState) flush(ctx context.Context, b *batch, res *publishResult, measuring bool) {
+	if len(b.msgs) == 0 {
+		return
+	}
+	if err := r.pub.Publish(ctx, b.msgs); err != nil {
+		res.errors += uint64(len(b.msgs))
+		r.pubErrors.Add(1)
+	} else {
+		res.events += uint64(len(b.msgs))
+		if measuring {
+			var owed uint64
+			for _, ch := range b.chans {
+				ch.ok.Add(1)
+				owed += ch.subs
+			}
+			r.owed.Add(owed)
+		}
+	}
+	b.reset()
+}
+
+// publish runs the run's publishing schedule for d (or max ticks or
+// actions when positive).
+func (r *runState) publish(ctx context.Context, d time.Duration, limit int, measuring bool) (publishResult, error) {
+	if r.plan != nil {
+		return r.publishInstance(ctx, d, limit, measuring)
+	}
+	return r.publishFor(ctx, d, limit, measuring)
 }
 
 // publishFor publishes one event per channel per tick at cfg.Rate for d (or
@@ -475,42 +629,19 @@ func (r *runState) publishFor(ctx context.Context, d time.Duration, maxTicks int
 	// A slow tick rate must not stretch the window past d.
 	endTimer := time.NewTimer(d)
 	defer endTimer.Stop()
-	msgs := make([]Message, 0, min(len(r.channels), publishBatch))
-	batch := make([]*channel, 0, cap(msgs))
-	flush := func() {
-		if len(msgs) == 0 {
-			return
-		}
-		if err := r.pub.Publish(ctx, msgs); err != nil {
-			res.errors += uint64(len(msgs))
-			r.pubErrors.Add(1)
-		} else {
-			res.events += uint64(len(msgs))
-			if measuring {
-				var owed uint64
-				for _, ch := range batch {
-					ch.ok.Add(1)
-					owed += ch.subs
-				}
-				r.owed.Add(owed)
-			}
-		}
-		msgs, batch = msgs[:0], batch[:0]
-	}
+	var b batch
 	for {
 		if maxTicks > 0 && res.ticks >= maxTicks {
 			return res, nil
 		}
 		for _, ch := range r.channels {
-			ch.buf = r.gen.Append(ch.buf[:0], ch.nextSeq, r.nowNS(), false)
+			b.add(r, ch, ch.nextSeq, false)
 			ch.nextSeq++
-			msgs = append(msgs, Message{Channel: ch.name, Data: ch.buf})
-			batch = append(batch, ch)
-			if len(msgs) == publishBatch {
-				flush()
+			if len(b.msgs) == publishBatch {
+				r.flush(ctx, &b, &res, measuring)
 			}
 		}
-		flush()
+		r.flush(ctx, &b, &res, measuring)
 		res.ticks++
 		select {
 		case <-ctx.Done():
@@ -536,10 +667,20 @@ func (r *runState) openWindow() int {
 		live := clientState(c.state.Load()) == stateConnected && c.confirmed.Load()
 		c.mu.Lock()
 		c.inWindow = live
-		c.tracker.reset(c.ch.lo.Load())
+		if c.ch != nil {
+			c.tracker.reset(c.ch.lo.Load())
+		}
+		if c.nch != nil {
+			c.ntracker.reset(c.nch.lo.Load())
+		}
 		c.mu.Unlock()
 		if live {
-			c.ch.subs++
+			if c.ch != nil {
+				c.ch.subs++
+			}
+			if c.nch != nil {
+				c.nch.subs++
+			}
 			counted++
 		}
 	}
@@ -577,7 +718,12 @@ func (r *runState) closeWindow() windowCounts {
 	for _, c := range r.clients {
 		c.mu.Lock()
 		if c.inWindow {
-			total.add(c.tracker.counts(c.ch.ok.Load()))
+			if c.ch != nil {
+				total.add(c.tracker.counts(c.ch.ok.Load()))
+			}
+			if c.nch != nil {
+				total.add(c.ntracker.counts(c.nch.ok.Load()))
+			}
 			c.inWindow = false
 		}
 		c.mu.Unlock()

@@ -103,8 +103,13 @@ func (s Stream) WSQuery() url.Values {
 }
 
 // SubscribeMessage returns the JSON text of a subscribe message.
-func (s Stream) SubscribeMessage() []byte {
-	b := []byte(`{"type":"subscribe","stream":`)
+func (s Stream) SubscribeMessage() []byte { return s.message("subscribe") }
+
+// UnsubscribeMessage returns the JSON text of an unsubscribe message.
+func (s Stream) UnsubscribeMessage() []byte { return s.message("unsubscribe") }
+
+func (s Stream) message(typ string) []byte {
+	b := []byte(`{"type":"` + typ + `","stream":`)
 	b = strconv.AppendQuote(b, s.Name)
 	if s.Tag != "" {
 		b = append(b, `,"tag":`...)

@@ -34,8 +34,11 @@ Runs a minimal streaming relay that the load tool can measure in place of a
 real server, to find the kernel's floor on this machine: no authentication
 (tokens only map user streams to account ids), no filtering, frames rendered
 once, one write per delivery. Serves the SSE paths under /api/v1/streaming/
-and WebSocket on /api/v1/streaming (stream in the URL) for the public and user
-streams. For benchmarks on loopback only.
+and WebSocket on /api/v1/streaming (stream in the URL, or subscribe and
+unsubscribe messages on a WebSocket opened without one) for the user (with
+the account's notifications), user:notification, public family and hashtag
+streams: every stream "loadtest instance" and "loadtest soak" use. For
+benchmarks on loopback only.
 
 Flags:
 `
@@ -105,6 +108,7 @@ type Relay struct {
 
 	mu      sync.Mutex
 	clients map[string]map[*client]struct{} // channel → clients
+	bare    map[*client]struct{}            // WebSockets subscribing by message
 }
 
 type client struct {
@@ -121,6 +125,7 @@ func New(rdb *redis.Client, ns string, accounts map[string]string) *Relay {
 		accounts: accounts,
 		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }},
 		clients:  map[string]map[*client]struct{}{},
+		bare:     map[*client]struct{}{},
 	}
 }
 
@@ -160,24 +165,25 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	stream := q.Get("stream")
 	if stream == "" {
 		stream = strings.ReplaceAll(strings.TrimPrefix(req.URL.Path, "/api/v1/streaming/"), "/", ":")
+		if strings.HasPrefix(stream, "public") && q.Get("only_media") == "true" {
+			stream += ":media"
+		}
 	}
 	token := q.Get("access_token")
 	if token == "" {
 		token = strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
 	}
-	var ch string
-	switch stream {
-	case "public":
-		ch = "timeline:public"
-	case "user":
-		id, ok := r.accounts[token]
-		if !ok {
-			http.Error(w, `{"error":"Invalid access token"}`, http.StatusUnauthorized)
-			return
-		}
-		ch = "timeline:" + id
-	default:
-		http.Error(w, `{"error":"Unknown stream type"}`, http.StatusBadRequest)
+	if req.URL.Path == "/api/v1/streaming" && q.Get("stream") == "" && websocket.IsWebSocketUpgrade(req) {
+		r.serveBareWS(w, req, token)
+		return
+	}
+	chans, status := r.channels(stream, q.Get("tag"), token)
+	switch status {
+	case http.StatusUnauthorized:
+		http.Error(w, `{"error":"Invalid access token"}`, status)
+		return
+	case http.StatusBadRequest:
+		http.Error(w, `{"error":"Unknown stream type"}`, status)
 		return
 	}
 	c := &client{label: `["` + stream + `"]`}
@@ -200,12 +206,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		c.conn = conn
 	}
-	r.mu.Lock()
-	if r.clients[ch] == nil {
-		r.clients[ch] = map[*client]struct{}{}
-	}
-	r.clients[ch][c] = struct{}{}
-	r.mu.Unlock()
+	r.add(c, chans)
 	// The handler goroutine waits for the client to leave.
 	buf := make([]byte, 512)
 	for {
@@ -213,10 +214,113 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			break
 		}
 	}
+	r.remove(c, chans)
+	_ = c.conn.Close()
+}
+
+// serveBareWS serves a WebSocket opened without a stream: its subscribe and
+// unsubscribe messages add and remove streams. Only such connections keep
+// a frame reader (and its buffer), so the idle figures of connections with
+// ?stream= stay those of a raw socket.
+func (r *Relay) serveBareWS(w http.ResponseWriter, req *http.Request, token string) {
+	ws, err := r.upgrader.Upgrade(w, req, nil)
+	if err != nil {
+		return
+	}
+	// The relay goroutine writes raw frames to the socket; the reader must
+	// never write (no pong, no close reply) or frames could interleave.
+	ws.SetPingHandler(func(string) error { return nil })
+	ws.SetCloseHandler(func(int, string) error { return nil })
+	c := &client{conn: ws.UnderlyingConn(), ws: true, label: `["user"]`}
+	// Registered so that closeAll ends this handler even while it has no
+	// stream.
 	r.mu.Lock()
-	delete(r.clients[ch], c)
+	r.bare[c] = struct{}{}
+	r.mu.Unlock()
+	subs := map[string][]string{} // stream:tag → its channels
+	// The handler goroutine reads the client's messages until it leaves.
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			break
+		}
+		var m struct{ Type, Stream, Tag string }
+		if json.Unmarshal(msg, &m) != nil {
+			continue
+		}
+		key := m.Stream + ":" + m.Tag
+		switch m.Type {
+		case "subscribe":
+			chans, status := r.channels(m.Stream, m.Tag, token)
+			if status != 0 || subs[key] != nil {
+				continue
+			}
+			subs[key] = chans
+			r.add(c, chans)
+		case "unsubscribe":
+			r.remove(c, subs[key])
+			delete(subs, key)
+		}
+	}
+	for _, chans := range subs {
+		r.remove(c, chans)
+	}
+	r.mu.Lock()
+	delete(r.bare, c)
 	r.mu.Unlock()
 	_ = c.conn.Close()
+}
+
+func (r *Relay) add(c *client, chans []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ch := range chans {
+		if r.clients[ch] == nil {
+			r.clients[ch] = map[*client]struct{}{}
+		}
+		r.clients[ch][c] = struct{}{}
+	}
+}
+
+func (r *Relay) remove(c *client, chans []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ch := range chans {
+		delete(r.clients[ch], c)
+	}
+}
+
+// channels maps a stream to the Redis channels its clients receive, as
+// Mastodon does for a token with the read scope (a user stream includes the
+// account's notifications); status is 0, or the HTTP status refusing it.
+func (r *Relay) channels(stream, tag, token string) (chans []string, status int) {
+	account := func() (string, bool) {
+		id, ok := r.accounts[token]
+		return id, ok
+	}
+	switch stream {
+	case "user", "user:notification":
+		id, ok := account()
+		if !ok {
+			return nil, http.StatusUnauthorized
+		}
+		if stream == "user" {
+			return []string{"timeline:" + id, "timeline:" + id + ":notifications"}, 0
+		}
+		return []string{"timeline:" + id + ":notifications"}, 0
+	case "public", "public:media", "public:local", "public:local:media", "public:remote", "public:remote:media":
+		return []string{"timeline:" + stream}, 0
+	case "hashtag", "hashtag:local":
+		if tag == "" {
+			return nil, http.StatusBadRequest
+		}
+		ch := "timeline:hashtag:" + strings.ToLower(tag)
+		if stream == "hashtag:local" {
+			ch += ":local"
+		}
+		return []string{ch}, 0
+	}
+	return nil, http.StatusBadRequest
 }
 
 func (r *Relay) relay(ctx context.Context, ps *redis.PubSub) {
@@ -259,6 +363,9 @@ func (r *Relay) closeAll() {
 		for c := range cs {
 			_ = c.conn.Close()
 		}
+	}
+	for c := range r.bare {
+		_ = c.conn.Close()
 	}
 }
 

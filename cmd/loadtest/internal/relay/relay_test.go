@@ -75,6 +75,10 @@ func TestRelayDeliversToSSEAndWebSocket(t *testing.T) {
 	if got := publishUntil("timeline:42", `{"event":"update","payload":{"id":"1","content":"<p>a & b</p>"}}`, sseGot); got != "data: {\"id\":\"1\",\"content\":\"<p>a & b</p>\"}\n" {
 		t.Fatalf("SSE data %q", got)
 	}
+	// The user stream carries the account's notifications too.
+	if got := publishUntil("timeline:42:notifications", `{"event":"notification","payload":{"id":"9"}}`, sseGot); got != "data: {\"id\":\"9\"}\n" {
+		t.Fatalf("SSE notification data %q", got)
+	}
 	wsGot := make(chan string, 100)
 	go func() {
 		for {
@@ -91,6 +95,88 @@ func TestRelayDeliversToSSEAndWebSocket(t *testing.T) {
 	}
 }
 
+func TestRelayBareWebSocketSubscribes(t *testing.T) {
+	rdb, ns := testenv.Redis(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- New(rdb, ns, map[string]string{"tok": "42"}).Serve(ctx, ln) }()
+	hdr := http.Header{"Authorization": {"Bearer tok"}}
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/api/v1/streaming", hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := make(chan string, 100)
+	go func() {
+		for {
+			_, m, err := ws.ReadMessage()
+			if err != nil {
+				close(frames)
+				return
+			}
+			frames <- string(m)
+		}
+	}()
+	send := func(msg string) {
+		t.Helper()
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := func(ch, id string) {
+		t.Helper()
+		if err := rdb.Publish(t.Context(), ns+":"+ch, `{"event":"update","payload":{"id":"`+id+`"}}`).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// next publishes on each channel in turn until a frame arrives and
+	// returns the id it carries.
+	next := func(chans ...string) string {
+		t.Helper()
+		for i := 0; ; i++ {
+			for _, ch := range chans {
+				pub(ch, ch)
+			}
+			select {
+			case f := <-frames:
+				for _, ch := range chans {
+					if strings.Contains(f, `\"id\":\"`+ch+`\"`) {
+						return ch
+					}
+				}
+				t.Fatalf("frame %s", f)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	send(`{"type":"subscribe","stream":"hashtag","tag":"Cats"}`)
+	if got := next("timeline:hashtag:cats"); got != "timeline:hashtag:cats" {
+		t.Fatalf("got %s", got)
+	}
+	send(`{"type":"unsubscribe","stream":"hashtag","tag":"Cats"}`)
+	send(`{"type":"subscribe","stream":"user:notification"}`)
+	// Messages are handled in order, so once a notification arrives first
+	// the hashtag is gone: from then on only notifications come.
+	for next("timeline:hashtag:cats", "timeline:42:notifications") != "timeline:42:notifications" {
+	}
+	for range 3 {
+		if got := next("timeline:hashtag:cats", "timeline:42:notifications"); got != "timeline:42:notifications" {
+			t.Fatalf("after unsubscribing, got %s", got)
+		}
+	}
+	// Shutting down closes a bare WebSocket too.
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	for range frames {
+	}
+	_ = ws.Close()
+}
+
 func TestRelayRefusesUnknownTokenAndStream(t *testing.T) {
 	rdb, ns := testenv.Redis(t)
 	r := New(rdb, ns, nil)
@@ -101,6 +187,33 @@ func TestRelayRefusesUnknownTokenAndStream(t *testing.T) {
 		if rec.status < 400 {
 			t.Errorf("%s: status %d", path, rec.status)
 		}
+	}
+}
+
+func TestRelayChannels(t *testing.T) {
+	r := New(nil, "", map[string]string{"tok": "42"})
+	tests := []struct {
+		stream, tag, token string
+		want               []string
+		status             int
+	}{
+		{"user", "", "tok", []string{"timeline:42", "timeline:42:notifications"}, 0},
+		{"user:notification", "", "tok", []string{"timeline:42:notifications"}, 0},
+		{"user", "", "nope", nil, http.StatusUnauthorized},
+		{"public", "", "", []string{"timeline:public"}, 0},
+		{"public:local:media", "", "", []string{"timeline:public:local:media"}, 0},
+		{"hashtag", "Cats", "", []string{"timeline:hashtag:cats"}, 0},
+		{"hashtag:local", "cats", "", []string{"timeline:hashtag:cats:local"}, 0},
+		{"hashtag", "", "", nil, http.StatusBadRequest},
+		{"list", "", "tok", nil, http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.stream+"/"+tt.tag+"/"+tt.token, func(t *testing.T) {
+			got, status := r.channels(tt.stream, tt.tag, tt.token)
+			if status != tt.status || strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Fatalf("got %v %d, want %v %d", got, status, tt.want, tt.status)
+			}
+		})
 	}
 }
 
