@@ -107,6 +107,9 @@ func FuzzNormalizeHashtag(f *testing.F) {
 	for _, s := range []string{
 		"Café", "#Foo-Bar", "ΟΔΟΣ", "ΑΣ'Β", "İstanbul", "Ｆｏｏ", "foo😀bar",
 		"a\u200Cb", "l·l", "x١٢٣", "\u1100-\u1161", "a\xffb", "", "mastodon",
+		"\uFDFA", "Ⱥ", "K", "ﬃ", "ŉ:local", "tag:local", "a.b*c>d", "%E6%97%A5", "日本語のタグ",
+		"MastoDon2024", "#100DaysOfCode", "Ελληνικά", "Русский", "한국어", "ไทย", "हिन्दी",
+		strings.Repeat("ΑΣ.", 100), strings.Repeat("a", MaxNameLen+1),
 	} {
 		f.Add(s)
 	}
@@ -119,6 +122,29 @@ func FuzzNormalizeHashtag(f *testing.F) {
 		for _, r := range got {
 			if !keepInHashtag(r) {
 				t.Fatalf("NormalizeHashtag(%q) = %q keeps %U", s, got, r)
+			}
+			// Rails' channel names are lower case; ':' would add a
+			// token to the channel name.
+			if r < utf8.RuneSelf && !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '_') {
+				t.Fatalf("NormalizeHashtag(%q) = %q keeps ASCII %q", s, got, r)
+			}
+		}
+		// The edge bounds the raw tag so that normalising costs little:
+		// output grows at most as NFKC's worst case (U+FDFA, 3 → 33 bytes).
+		if len(got) > maxHashtagGrowth*len(s) {
+			t.Fatalf("NormalizeHashtag(%d bytes) = %d bytes", len(s), len(got))
+		}
+		for _, local := range []bool{false, true} {
+			n := Hashtag(s, local)
+			want := "timeline:hashtag:" + got
+			if local {
+				want += ":local"
+			}
+			if string(n) != want {
+				t.Fatalf("Hashtag(%q, %v) = %q, want %q", s, local, n, want)
+			}
+			if CheckName(n) == nil {
+				checkSubject(t, string(n), Subjects{}.Of(n))
 			}
 		}
 		// Idempotence holds unless deleting characters made the output
@@ -150,6 +176,9 @@ func FuzzNormalizeHashtag(f *testing.F) {
 		}
 	})
 }
+
+// maxHashtagGrowth bounds len(NormalizeHashtag(s)) / len(s).
+const maxHashtagGrowth = 11
 
 func xtextComparable(s string) bool {
 	run := 0
