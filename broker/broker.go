@@ -18,10 +18,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 
 	"github.com/spillway/spillway/shared/bus"
 	"github.com/spillway/spillway/shared/channel"
@@ -60,7 +62,12 @@ type Broker struct {
 	redisUp   atomic.Bool
 	forwarded prometheus.Counter
 	failed    prometheus.Counter
+	dropped   *prometheus.CounterVec
+	badName   prometheus.Counter // dropped{reason="invalid_channel"}
 	keys      prometheus.Gauge
+	// badNameLog limits the log lines about dropped messages: a
+	// publisher repeating one can produce thousands a second.
+	badNameLog rate.Sometimes
 
 	mu       sync.Mutex
 	interest map[string]time.Time // channel → when its key expires
@@ -102,11 +109,17 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 			Name: "spillway_broker_publish_errors_total",
 			Help: "Redis timeline messages that could not be published on NATS.",
 		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_broker_messages_dropped_total",
+			Help: "Redis timeline messages not republished on NATS, by reason.",
+		}, []string{"reason"}),
+		badNameLog: rate.Sometimes{First: 1, Interval: time.Minute},
 		keys: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spillway_broker_subscribed_keys",
 			Help: "Channels whose subscribed: key the broker keeps alive.",
 		}),
 	}
+	b.badName = b.dropped.WithLabelValues("invalid_channel")
 	if cfg.Namespace != "" {
 		b.prefix = cfg.Namespace + ":"
 	}
@@ -120,7 +133,7 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 			}
 			return 0
 		})
-		if err := errors.Join(reg.Register(b.forwarded), reg.Register(b.failed), reg.Register(b.keys), reg.Register(up)); err != nil {
+		if err := errors.Join(reg.Register(b.forwarded), reg.Register(b.failed), reg.Register(b.dropped), reg.Register(b.keys), reg.Register(up)); err != nil {
 			return nil, fmt.Errorf("broker: metrics: %w", err)
 		}
 	}
@@ -200,6 +213,15 @@ func (b *Broker) publish(m *redis.Message) {
 		return
 	}
 	name := channel.Name(m.Channel[len(b.prefix):])
+	if err := channel.CheckName(name); err != nil {
+		// Publishing it would make NATS close the broker's connection.
+		b.badName.Inc()
+		b.badNameLog.Do(func() {
+			b.logger.Warn("dropped a Redis message on a channel too long for a NATS subject; further drops are logged at most once a minute and counted in spillway_broker_messages_dropped_total",
+				"channel", truncate(string(name), 64), "bytes", len(name), "max", channel.MaxNameLen)
+		})
+		return
+	}
 	out := &nats.Msg{
 		Subject: b.cfg.Subjects.Of(name),
 		Data:    []byte(m.Payload),
@@ -211,6 +233,18 @@ func (b *Broker) publish(m *redis.Message) {
 		return
 	}
 	b.forwarded.Inc()
+}
+
+// truncate shortens s to at most n bytes for a log line, without splitting
+// a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // maintain writes `subscribed:` keys for channels edges report, refreshes
