@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,11 +210,9 @@ func (b *Broker) forward(ctx context.Context, resync chan<- struct{}) {
 }
 
 func (b *Broker) publish(m *redis.Message) {
-	if len(m.Channel) < len(b.prefix) {
-		return
-	}
-	name := channel.Name(m.Channel[len(b.prefix):])
-	if err := channel.CheckName(name); err != nil {
+	name, subject, err := b.subject(m.Channel)
+	switch {
+	case errors.Is(err, channel.ErrNameTooLong):
 		// Publishing it would make NATS close the broker's connection.
 		b.badName.Inc()
 		b.badNameLog.Do(func() {
@@ -221,9 +220,11 @@ func (b *Broker) publish(m *redis.Message) {
 				"channel", truncate(string(name), 64), "bytes", len(name), "max", channel.MaxNameLen)
 		})
 		return
+	case err != nil:
+		return
 	}
 	out := &nats.Msg{
-		Subject: b.cfg.Subjects.Of(name),
+		Subject: subject,
 		Data:    []byte(m.Payload),
 		Header:  nats.Header{bus.HeaderReceived: []string{strconv.FormatInt(time.Now().UnixNano(), 10)}},
 	}
@@ -233,6 +234,24 @@ func (b *Broker) publish(m *redis.Message) {
 		return
 	}
 	b.forwarded.Inc()
+}
+
+// errNotOurs is a Redis channel outside the namespace, which the pattern
+// subscription never delivers.
+var errNotOurs = errors.New("broker: channel outside the namespace")
+
+// subject maps a Redis channel to its channel name and NATS subject, or
+// refuses it: outside the namespace, or a name [channel.CheckName] refuses.
+func (b *Broker) subject(redisChannel string) (channel.Name, string, error) {
+	rest, ok := strings.CutPrefix(redisChannel, b.prefix)
+	if !ok {
+		return "", "", errNotOurs
+	}
+	name := channel.Name(rest)
+	if err := channel.CheckName(name); err != nil {
+		return name, "", err
+	}
+	return name, b.cfg.Subjects.Of(name), nil
 }
 
 // truncate shortens s to at most n bytes for a log line, without splitting

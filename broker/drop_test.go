@@ -2,12 +2,14 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -105,4 +107,51 @@ func TestTruncate(t *testing.T) {
 			t.Errorf("truncate(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
 		}
 	}
+}
+
+// Whatever channel Redis delivers, the broker publishes on a subject NATS
+// accepts and edges map back to the same channel, or drops it: exactly
+// the names longer than channel.MaxNameLen, and channels outside the
+// namespace.
+func FuzzSubject(f *testing.F) {
+	for _, s := range []string{
+		"ns:timeline:public", "ns:timeline:hashtag:café:local", "ns:timeline:109000000000000001:notifications",
+		"ns:timeline:list:  +0005001 ", "ns:timeline:hashtag:", "ns:timeline:a.b*c>d \t\x00\xff",
+		"ns:timeline:hashtag:" + strings.Repeat("a", 5000), "other:timeline:public", "timeline:public",
+		"ns:timeline:" + strings.Repeat("日", 170),
+	} {
+		f.Add("ns", s, "")
+		f.Add("", s, strings.Repeat("p", channel.MaxPrefixLen))
+	}
+	f.Fuzz(func(t *testing.T, ns, redisChannel, prefix string) {
+		if channel.ValidPrefix(prefix) != nil {
+			prefix = ""
+		}
+		b := &Broker{cfg: Config{Subjects: channel.Subjects{Prefix: prefix}}}
+		if ns != "" {
+			b.prefix = ns + ":"
+		}
+		name, subject, err := b.subject(redisChannel)
+		rest, ours := strings.CutPrefix(redisChannel, b.prefix)
+		switch {
+		case !ours:
+			if !errors.Is(err, errNotOurs) {
+				t.Fatalf("%q outside %q: %v", redisChannel, b.prefix, err)
+			}
+		case len(rest) > channel.MaxNameLen:
+			if !errors.Is(err, channel.ErrNameTooLong) || string(name) != rest {
+				t.Fatalf("%d-byte name: %q, %v", len(rest), subject, err)
+			}
+		default:
+			if err != nil {
+				t.Fatalf("%q: %v", redisChannel, err)
+			}
+			if len(subject) > channel.MaxSubjectLen || !server.IsValidLiteralSubject(subject) {
+				t.Fatalf("%q: subject %q", redisChannel, subject)
+			}
+			if back, err := b.cfg.Subjects.Parse(subject); err != nil || string(back) != rest {
+				t.Fatalf("%q: subject %q parses to %q, %v", redisChannel, subject, back, err)
+			}
+		}
+	})
 }
