@@ -94,7 +94,7 @@ func FuzzRequestToken(f *testing.F) {
 			if token != tokens[0] || repeated || !ok {
 				t.Fatalf("access_token %q: token %q %v %v", tokens, token, repeated, ok)
 			}
-		case strings.Join(protos, "") != "":
+		case strings.Join(protos, ", ") != "": // two empty headers give ", " in Node too
 			if token != strings.Join(protos, ", ") || repeated || !ok {
 				t.Fatalf("Sec-WebSocket-Protocol %q: token %q %v %v", protos, token, repeated, ok)
 			}
