@@ -15,12 +15,15 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 
 	"github.com/spillway/spillway/shared/bus"
 	"github.com/spillway/spillway/shared/channel"
@@ -64,7 +67,12 @@ type Broker struct {
 	redis     *readiness.Dependency
 	forwarded prometheus.Counter
 	failed    prometheus.Counter
+	dropped   *prometheus.CounterVec
+	badName   prometheus.Counter // dropped{reason="invalid_channel"}
 	keys      prometheus.Gauge
+	// badNameLog limits the log lines about dropped messages: a
+	// publisher repeating one can produce thousands a second.
+	badNameLog rate.Sometimes
 
 	mu       sync.Mutex
 	interest map[string]time.Time // channel → when its key expires
@@ -107,6 +115,11 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 			Name: "spillway_broker_publish_errors_total",
 			Help: "Redis timeline messages that could not be published on NATS.",
 		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_broker_messages_dropped_total",
+			Help: "Redis timeline messages not republished on NATS, by reason.",
+		}, []string{"reason"}),
+		badNameLog: rate.Sometimes{First: 1, Interval: time.Minute},
 		keys: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spillway_broker_subscribed_keys",
 			Help: "Channels whose subscribed: key the broker keeps alive.",
@@ -115,6 +128,7 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 	if b.redis == nil {
 		b.redis = readiness.NewSet(b.logger).Add("redis", "")
 	}
+	b.badName = b.dropped.WithLabelValues("invalid_channel")
 	if cfg.Namespace != "" {
 		b.prefix = cfg.Namespace + ":"
 	}
@@ -128,7 +142,7 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 			}
 			return 0
 		})
-		if err := errors.Join(reg.Register(b.forwarded), reg.Register(b.failed), reg.Register(b.keys), reg.Register(up)); err != nil {
+		if err := errors.Join(reg.Register(b.forwarded), reg.Register(b.failed), reg.Register(b.dropped), reg.Register(b.keys), reg.Register(up)); err != nil {
 			return nil, fmt.Errorf("broker: metrics: %w", err)
 		}
 	}
@@ -210,12 +224,21 @@ func (b *Broker) forward(ctx context.Context, resync chan<- struct{}) {
 }
 
 func (b *Broker) publish(m *redis.Message) {
-	if len(m.Channel) < len(b.prefix) {
+	name, subject, err := b.subject(m.Channel)
+	switch {
+	case errors.Is(err, channel.ErrNameTooLong):
+		// Publishing it would make NATS close the broker's connection.
+		b.badName.Inc()
+		b.badNameLog.Do(func() {
+			b.logger.Warn("dropped a Redis message on a channel too long for a NATS subject; further drops are logged at most once a minute and counted in spillway_broker_messages_dropped_total",
+				"channel", truncate(string(name), 64), "bytes", len(name), "max", channel.MaxNameLen)
+		})
+		return
+	case err != nil:
 		return
 	}
-	name := channel.Name(m.Channel[len(b.prefix):])
 	out := &nats.Msg{
-		Subject: b.cfg.Subjects.Of(name),
+		Subject: subject,
 		Data:    []byte(m.Payload),
 		Header:  nats.Header{bus.HeaderReceived: []string{strconv.FormatInt(time.Now().UnixNano(), 10)}},
 	}
@@ -232,6 +255,36 @@ func (b *Broker) askInterest() {
 	if err := b.nc.Publish(b.cfg.Subjects.Resync(), nil); err != nil {
 		b.logger.Warn("asking edges for their interest failed; they re-announce at their next refresh", "err", err)
 	}
+}
+
+// errNotOurs is a Redis channel outside the namespace, which the pattern
+// subscription never delivers.
+var errNotOurs = errors.New("broker: channel outside the namespace")
+
+// subject maps a Redis channel to its channel name and NATS subject, or
+// refuses it: outside the namespace, or a name [channel.CheckName] refuses.
+func (b *Broker) subject(redisChannel string) (channel.Name, string, error) {
+	rest, ok := strings.CutPrefix(redisChannel, b.prefix)
+	if !ok {
+		return "", "", errNotOurs
+	}
+	name := channel.Name(rest)
+	if err := channel.CheckName(name); err != nil {
+		return name, "", err
+	}
+	return name, b.cfg.Subjects.Of(name), nil
+}
+
+// truncate shortens s to at most n bytes for a log line, without splitting
+// a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // maintain writes `subscribed:` keys for channels edges report, refreshes

@@ -57,6 +57,11 @@ func decodeEvent(data []byte, received time.Time) *event {
 	if !ok {
 		return decodeEventTree(data, received)
 	}
+	if string(env.Event) == "null" || string(env.Payload) == "null" {
+		// Canonical null may stand for a number beyond float64 (1e400
+		// parses as Infinity, which is truthy): let the parse decide.
+		return decodeEventTree(data, received)
+	}
 	if env.Event == nil || env.Payload == nil || !truthyJSON(env.Event) || !truthyJSON(env.Payload) {
 		return nil
 	}

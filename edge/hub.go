@@ -125,8 +125,14 @@ func (h *hub) unsubscribeSystem() {
 }
 
 // subscribe adds sub to its channel, creating the NATS subscription for the
-// first local subscriber; created reports that.
+// first local subscriber; created reports that. A name too long for a
+// subject is refused here too, whatever resolved it: NATS would close the
+// edge's connection (and nats.go would resend the subscription on every
+// reconnect).
 func (h *hub) subscribe(name channel.Name, sub *subscription) (created bool, err error) {
+	if err := channel.CheckName(name); err != nil {
+		return false, fmt.Errorf("edge: subscribe: %w", err)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t := h.topics[name]

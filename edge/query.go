@@ -2,6 +2,8 @@ package edge
 
 import (
 	"strings"
+
+	"github.com/spillway/spillway/edge/jsjson"
 )
 
 // query is a parsed query string as Node's querystring module produces it
@@ -30,7 +32,11 @@ func parseQuery(raw string) query {
 }
 
 // unescapeQuery decodes '+' and valid %XX escapes, leaving invalid escapes
-// as they are. Bytes that do not form valid UTF-8 are left to the consumer.
+// as they are. As in Node (decodeURIComponent failing over to a Buffer
+// decoded as UTF-8), the decoded bytes are read as UTF-8 with each maximal
+// invalid subpart replaced by U+FFFD. A part without '+' or '%' is kept
+// as it is; bytes in it that do not form valid UTF-8 are left to the
+// consumer.
 func unescapeQuery(s string) string {
 	if !strings.ContainsAny(s, "+%") {
 		return s
@@ -48,7 +54,7 @@ func unescapeQuery(s string) string {
 			b = append(b, c)
 		}
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	return jsjson.DecodeUTF8(string(b))
 }
 
 func isHex(c byte) bool {

@@ -61,15 +61,11 @@ func (e *Edge) resolve(ctx context.Context, id store.Identity, stream string, ta
 		}
 		r.rule = rule
 	case "hashtag", "hashtag:local":
-		if missing(tag) {
-			return nil, errMissingTag
+		name, aerr := hashtagChannel(tag, stream == "hashtag:local")
+		if aerr != nil {
+			return nil, aerr
 		}
-		s, ok := tag.Str()
-		if !ok {
-			// Mastodon's normaliser throws on a non-string tag.
-			return nil, errUnexpected
-		}
-		r.channels = []channel.Name{channel.Hashtag(s, stream == "hashtag:local")}
+		r.channels = []channel.Name{name}
 		r.label = "[" + string(jsjson.AppendString(nil, stream)) + "," + string(tag.AppendJSON(nil)) + "]"
 		rule, err := e.feedRule(ctx, id, store.FeedTopic)
 		if err != nil {
@@ -77,12 +73,9 @@ func (e *Edge) resolve(ctx context.Context, id store.Identity, stream string, ta
 		}
 		r.rule = rule
 	case "list":
-		if missing(list) {
-			return nil, errMissingList
-		}
-		listID, ok := listParam(list)
-		if !ok {
-			return nil, errListForbidden
+		listID, name, aerr := listChannel(list)
+		if aerr != nil {
+			return nil, aerr
 		}
 		owns, err := e.store.OwnsList(ctx, listID, id.AccountID)
 		if err != nil {
@@ -92,7 +85,7 @@ func (e *Edge) resolve(ctx context.Context, id store.Identity, stream string, ta
 		if !owns {
 			return nil, errListForbidden
 		}
-		r.channels = []channel.Name{channel.List(listID)}
+		r.channels = []channel.Name{name}
 		r.label = `["list",` + string(list.AppendJSON(nil)) + "]"
 	default:
 		return nil, errUnknownStream
@@ -106,6 +99,53 @@ func (e *Edge) resolve(ctx context.Context, id store.Identity, stream string, ta
 	}
 	r.key = strings.Join(names, ";")
 	return r, nil
+}
+
+// errTagTooLong refuses a tag whose channel name would be too long to be a
+// NATS subject, which could cut the edge off NATS. Mastodon's server
+// accepts such a tag and, in practice, streams nothing: no tag in use is
+// that long.
+var errTagTooLong = &apiError{400, "Tag name parameter is too long"}
+
+// hashtagChannel checks the tag parameter and returns its channel. The raw
+// tag is bounded before it is normalised, so a huge one costs nothing, and
+// the normalised channel name is checked too (NFKC can lengthen a tag).
+func hashtagChannel(tag *jsjson.Value, local bool) (channel.Name, *apiError) {
+	if missing(tag) {
+		return "", errMissingTag
+	}
+	s, ok := tag.Str()
+	if !ok {
+		// Mastodon's normaliser throws on a non-string tag.
+		return "", errUnexpected
+	}
+	if len(s) > channel.MaxNameLen {
+		return "", errTagTooLong
+	}
+	name := channel.Hashtag(s, local)
+	if channel.CheckName(name) != nil {
+		return "", errTagTooLong
+	}
+	return name, nil
+}
+
+// listChannel checks the list parameter and returns the id text to look
+// up and the channel. An id too long for a channel name is refused as not
+// authorised without asking Postgres: only padding (" +000…5001") could
+// make one match a list, and Rails never publishes on such a channel.
+func listChannel(list *jsjson.Value) (string, channel.Name, *apiError) {
+	if missing(list) {
+		return "", "", errMissingList
+	}
+	id, ok := listParam(list)
+	if !ok {
+		return "", "", errListForbidden
+	}
+	name := channel.List(id)
+	if channel.CheckName(name) != nil {
+		return "", "", errListForbidden
+	}
+	return id, name, nil
 }
 
 // missing applies Mastodon's `!param || param.length === 0`.

@@ -47,9 +47,13 @@ func invalidPrefixLen(s string) (n int, ok bool) {
 	return i, true
 }
 
-// decodeUTF8 returns s as Node's Buffer#toString("utf8") would see it: s
+// DecodeUTF8 returns s as Node's Buffer#toString("utf8") decodes it: s
 // itself when it is valid UTF-8, otherwise a copy with each maximal invalid
-// subpart replaced by U+FFFD.
+// subpart replaced by U+FFFD (the WHATWG decoder's rule, under which
+// "\xff\xfe" gives two U+FFFD where strings.ToValidUTF8 gives one).
+func DecodeUTF8(s string) string { return decodeUTF8(s) }
+
+// decodeUTF8 is DecodeUTF8.
 func decodeUTF8(s string) string {
 	if utf8.ValidString(s) {
 		return s

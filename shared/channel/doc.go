@@ -14,5 +14,9 @@
 //
 // [Subjects] maps a Name to a NATS subject with one reversible rule (see
 // [Subjects.Of]) and reserves a separate control namespace for interest
-// announcements ([Subjects.Interest]).
+// announcements ([Subjects.Interest]). Names reach it from clients (tags,
+// list ids) and from Redis, so every Name must pass [CheckName] before its
+// subject is subscribed to or published on: [MaxNameLen] and [MaxPrefixLen]
+// keep every subject within [MaxSubjectLen], far below the control-line
+// limit beyond which NATS closes a connection.
 package channel

@@ -53,6 +53,9 @@ func (s Subjects) prefix() string {
 // "timeline:hashtag:" → "mastodon.ch.timeline.hashtag.%". The result is a
 // valid literal NATS subject for every Name (given a valid prefix), distinct
 // Names give distinct subjects, and [Subjects.Parse] reverses it exactly.
+// It is at most [MaxSubjectLen] bytes long when the Name passes [CheckName];
+// callers must check before subscribing or publishing, since NATS closes
+// the connection of a client sending a longer one.
 // The rule is the same for every kind of channel so there is no table to
 // keep in sync.
 func (s Subjects) Of(n Name) string {
@@ -191,10 +194,13 @@ func (s Subjects) Resync() string {
 }
 
 // ValidPrefix checks a subject prefix: one or more '.'-separated, non-empty
-// tokens of [A-Za-z0-9_-].
+// tokens of [A-Za-z0-9_-], at most [MaxPrefixLen] bytes in all.
 func ValidPrefix(p string) error {
 	if p == "" {
 		return fmt.Errorf("channel: empty prefix: %w", ErrInvalidPrefix)
+	}
+	if len(p) > MaxPrefixLen {
+		return fmt.Errorf("channel: prefix of %d bytes exceeds %d: %w", len(p), MaxPrefixLen, ErrInvalidPrefix)
 	}
 	tokenStart := true
 	for i := 0; i < len(p); i++ {

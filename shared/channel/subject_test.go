@@ -141,12 +141,12 @@ func TestParseRejects(t *testing.T) {
 }
 
 func TestValidPrefix(t *testing.T) {
-	for _, p := range []string{"mastodon", "a.b.c", "spill-way_1", "A", "x.y-z"} {
+	for _, p := range []string{"mastodon", "a.b.c", "spill-way_1", "A", "x.y-z", strings.Repeat("p", MaxPrefixLen)} {
 		if err := ValidPrefix(p); err != nil {
 			t.Errorf("ValidPrefix(%q) = %v", p, err)
 		}
 	}
-	for _, p := range []string{"", ".", "a.", ".a", "a..b", "a b", "a.*", ">", "a%b", "é", "a:b", "a\tb"} {
+	for _, p := range []string{"", ".", "a.", ".a", "a..b", "a b", "a.*", ">", "a%b", "é", "a:b", "a\tb", strings.Repeat("p", MaxPrefixLen+1)} {
 		if err := ValidPrefix(p); !errors.Is(err, ErrInvalidPrefix) {
 			t.Errorf("ValidPrefix(%q) = %v, want ErrInvalidPrefix", p, err)
 		}
@@ -157,13 +157,47 @@ var fuzzSeeds = []string{
 	"timeline:public", "timeline:public:local:media", "timeline:109000000000000001",
 	"timeline:5:notifications", "timeline:list:12", "timeline:hashtag:café:local",
 	"timeline:hashtag:", "timeline:access_token:3", "timeline:system:3",
-	"", ":", "a::b", "%", "%25", "ctl:interest", "a.b*c>d", "\xff\x00 \t\n",
+	"timeline:hashtag:日本語:local", "timeline:list:  +0005001 ", "timeline:hashtag:a\u200cb",
+	"", ":", "a::b", "%", "%25", "ctl:interest", "a.b*c>d", "\xff\x00 \t\n", "timeline:>", "timeline:*:x",
+	strings.Repeat("\xff", MaxNameLen), strings.Repeat("\xff", MaxNameLen+1), strings.Repeat(":", MaxNameLen),
+	"timeline:hashtag:" + strings.Repeat("a", 5000),
 }
 
+// maxPrefix is a prefix of MaxPrefixLen bytes.
+var maxPrefix = strings.Repeat("abcdefg.", MaxPrefixLen/8)[:MaxPrefixLen-1] + "z"
+
+// checkSubject fails unless subj is what NATS accepts as a literal subject
+// and Spillway's rule produces: non-empty '.'-separated tokens of
+// [A-Za-z0-9_%-] (no whitespace, control bytes, wildcards or non-ASCII),
+// within MaxSubjectLen.
+func checkSubject(t *testing.T, name, subj string) {
+	t.Helper()
+	if !server.IsValidLiteralSubject(subj) {
+		t.Fatalf("Of(%q) = %q is not a valid literal subject", name, subj)
+	}
+	if len(subj) > MaxSubjectLen {
+		t.Fatalf("Of(%.40q…) has %d bytes, more than MaxSubjectLen %d", name, len(subj), MaxSubjectLen)
+	}
+	for tok := range strings.SplitSeq(subj, ".") {
+		if tok == "" {
+			t.Fatalf("Of(%q) = %q has an empty token", name, subj)
+		}
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; !isPlain(c) && c != '%' {
+				t.Fatalf("Of(%q) = %q has byte %#x", name, subj, c)
+			}
+		}
+	}
+}
+
+// Any bytes give a subject Parse reverses; a name CheckName accepts gives
+// one NATS can carry, under any valid prefix; CheckName refuses exactly the
+// names longer than MaxNameLen.
 func FuzzSubjectRoundTrip(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add(s, "")
 		f.Add(s, "spill.prod")
+		f.Add(s, maxPrefix)
 	}
 	f.Fuzz(func(t *testing.T, name, prefix string) {
 		if ValidPrefix(prefix) != nil {
@@ -171,8 +205,15 @@ func FuzzSubjectRoundTrip(f *testing.F) {
 		}
 		s := Subjects{Prefix: prefix}
 		subj := s.Of(Name(name))
-		if !server.IsValidLiteralSubject(subj) {
-			t.Fatalf("Of(%q) = %q is not a valid literal subject", name, subj)
+		if err := CheckName(Name(name)); (err != nil) != (len(name) > MaxNameLen) {
+			t.Fatalf("CheckName(%d bytes) = %v", len(name), err)
+		} else if err == nil {
+			checkSubject(t, name, subj)
+		} else if !errors.Is(err, ErrNameTooLong) {
+			t.Fatalf("CheckName error %v does not wrap ErrNameTooLong", err)
+		}
+		if limit := len(s.prefix()) + len(".ch.") + 3*len(name) + 1; len(subj) > limit {
+			t.Fatalf("Of(%q) = %q: %d bytes, more than %d", name, subj, len(subj), limit)
 		}
 		if !strings.HasPrefix(subj, s.prefix()+".ch.") {
 			t.Fatalf("Of(%q) = %q lacks prefix", name, subj)

@@ -31,7 +31,7 @@ var Variables = append(coreVariables, natsVariables...)
 var coreVariables = []struct{ Name, Default, Help string }{
 	{"STREAMING_NATS_URL", "nats://127.0.0.1:4222 (edge); unset (broker)", "NATS server or cluster URL(s), comma-separated. Edge: where to receive events. Broker: when set, publish there instead of embedding a NATS server."},
 	{"STREAMING_NATS_LISTEN", "127.0.0.1:4222 (broker); unset (all-in-one)", "Client listen address of the embedded NATS server. In all-in-one mode, setting it lets extra edges join."},
-	{"STREAMING_NATS_PREFIX", "mastodon", "First token(s) of every NATS subject; instances sharing one NATS cluster need different prefixes."},
+	{"STREAMING_NATS_PREFIX", "mastodon", "First token(s) of every NATS subject ([A-Za-z0-9_-] tokens, at most 128 bytes); instances sharing one NATS cluster need different prefixes."},
 	{"STREAMING_MAX_CONNECTIONS", "0 (no cap)", "Edge: concurrent client connections accepted; more get 503."},
 	{"STREAMING_SHUTDOWN_DELAY", "0s", "Edge: time health reports 503 before clients are closed on SIGTERM."},
 	{"STREAMING_SHUTDOWN_GRACE", "5s", "Edge: window over which clients are closed on shutdown."},
