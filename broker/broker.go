@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,19 @@ type Config struct {
 	// change and reported by readiness probes. Nil means one of the
 	// broker's own, which only logs.
 	Redis *readiness.Dependency
+	// Local, when set, receives every message in process (all-in-one's
+	// edge), on the broker's goroutine and in Redis order, instead of
+	// through NATS. A message then goes on NATS too only when Remote
+	// reports that some NATS client listens on its subject (edges joining
+	// an all-in-one process); nil Remote means none ever does.
+	Local  Sink
+	Remote func(subject string) bool
+}
+
+// Sink takes messages in process: channel name, the message as Rails
+// published it (read only; it may be kept), and when the broker got it.
+type Sink interface {
+	Deliver(name channel.Name, data []byte, received time.Time)
 }
 
 // Broker forwards Redis timeline messages to NATS.
@@ -224,7 +238,7 @@ func (b *Broker) forward(ctx context.Context, resync chan<- struct{}) {
 }
 
 func (b *Broker) publish(m *redis.Message) {
-	name, subject, err := b.subject(m.Channel)
+	name, err := b.channelName(m.Channel)
 	switch {
 	case errors.Is(err, channel.ErrNameTooLong):
 		// Publishing it would make NATS close the broker's connection.
@@ -237,10 +251,24 @@ func (b *Broker) publish(m *redis.Message) {
 	case err != nil:
 		return
 	}
+	now := time.Now()
+	if b.cfg.Local != nil {
+		// The payload string is immutable: its bytes can be shared
+		// without a copy.
+		b.cfg.Local.Deliver(name, unsafe.Slice(unsafe.StringData(m.Payload), len(m.Payload)), now)
+		b.forwarded.Inc()
+		if b.cfg.Remote == nil {
+			return
+		}
+	}
+	subject := b.cfg.Subjects.Of(name)
+	if b.cfg.Local != nil && !b.cfg.Remote(subject) {
+		return
+	}
 	out := &nats.Msg{
 		Subject: subject,
 		Data:    []byte(m.Payload),
-		Header:  nats.Header{bus.HeaderReceived: []string{strconv.FormatInt(time.Now().UnixNano(), 10)}},
+		Header:  nats.Header{bus.HeaderReceived: []string{strconv.FormatInt(now.UnixNano(), 10)}},
 	}
 	if err := b.nc.PublishMsg(out); err != nil {
 		b.failed.Inc()
@@ -261,18 +289,19 @@ func (b *Broker) askInterest() {
 // subscription never delivers.
 var errNotOurs = errors.New("broker: channel outside the namespace")
 
-// subject maps a Redis channel to its channel name and NATS subject, or
-// refuses it: outside the namespace, or a name [channel.CheckName] refuses.
-func (b *Broker) subject(redisChannel string) (channel.Name, string, error) {
+// channelName maps a Redis channel to its channel name, or refuses it:
+// outside the namespace, or a name [channel.CheckName] refuses (its NATS
+// subject would be too long).
+func (b *Broker) channelName(redisChannel string) (channel.Name, error) {
 	rest, ok := strings.CutPrefix(redisChannel, b.prefix)
 	if !ok {
-		return "", "", errNotOurs
+		return "", errNotOurs
 	}
 	name := channel.Name(rest)
 	if err := channel.CheckName(name); err != nil {
-		return name, "", err
+		return name, err
 	}
-	return name, b.cfg.Subjects.Of(name), nil
+	return name, nil
 }
 
 // truncate shortens s to at most n bytes for a log line, without splitting

@@ -131,7 +131,11 @@ func FuzzSubject(f *testing.F) {
 		if ns != "" {
 			b.prefix = ns + ":"
 		}
-		name, subject, err := b.subject(redisChannel)
+		name, err := b.channelName(redisChannel)
+		var subject string
+		if err == nil {
+			subject = b.cfg.Subjects.Of(name)
+		}
 		rest, ours := strings.CutPrefix(redisChannel, b.prefix)
 		switch {
 		case !ours:

@@ -46,6 +46,10 @@ type Config struct {
 	Listener net.Listener
 	// NATS is the connection events arrive on. Required; the caller closes it.
 	NATS *nats.Conn
+	// Local means events are handed to Deliver in process by an
+	// all-in-one broker, instead of arriving on NATS subscriptions; NATS
+	// still carries interest and resync messages.
+	Local bool
 	// Store answers Mastodon database queries. Required.
 	Store Store
 	// Subjects maps channels to NATS subjects; the zero value uses the
@@ -216,7 +220,7 @@ func New(cfg Config) (*Edge, error) {
 	e.initReadiness()
 	e.tokens = &tokenCache{store: cfg.Store, timeout: cfg.QueryTimeout, ttl: cfg.TokenCacheTTL,
 		max: cfg.TokenCacheSize, queries: e.metrics.tokenQueries.Inc, entries: make(map[string]*tokenEntry)}
-	e.hub = newHub(cfg.NATS, cfg.Subjects, cfg.Dispatchers, cfg.DispatchQueue, e.logger, e.metrics)
+	e.hub = newHub(cfg.NATS, cfg.Subjects, cfg.Local, cfg.Dispatchers, cfg.DispatchQueue, e.logger, e.metrics)
 	e.hub.onKill = e.tokens.evict
 	e.filter = newFilterer(cfg.Store, cfg.Dispatchers, cfg.FilterQueue, cfg.QueryTimeout, e.logger, e.metrics)
 	e.hub.filter = e.filter
@@ -377,6 +381,15 @@ func (e *Edge) untrack(s *session) {
 // queryContext bounds one Postgres query made on a client's behalf.
 func (e *Edge) queryContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), e.cfg.QueryTimeout)
+}
+
+// Deliver hands the edge one message of channel name, as Rails published
+// it, when events come in process (Config.Local): an all-in-one broker
+// calls it for every message, in Redis order, and the edge decodes and
+// writes it on the caller's goroutine (it never blocks on a client). data
+// is only read, and may be referenced after Deliver returns.
+func (e *Edge) Deliver(name channel.Name, data []byte, received time.Time) {
+	e.hub.deliver(name, data, received)
 }
 
 // Subscriptions reports how many NATS subscriptions the edge holds: one per

@@ -74,7 +74,11 @@ func newHarness(t *testing.T, mods ...func(*Config)) *harness {
 			t.Errorf("edge.Run did not return after cancel")
 		}
 	})
-	return &harness{t: t, edge: e, url: "http://" + ln.Addr().String(), nc: nc, pool: pool}
+	h := &harness{t: t, edge: e, url: "http://" + ln.Addr().String(), nc: nc, pool: pool}
+	// Run serves only once its system subscriptions are in place: the
+	// first answer means the edge is fully up.
+	h.get("GET", "/api/v1/streaming/health", nil)
+	return h
 }
 
 // publish puts a Redis-shaped message on a channel, as the broker does.

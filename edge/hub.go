@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spillway/spillway/shared/bus"
 	"github.com/spillway/spillway/shared/channel"
@@ -32,9 +33,16 @@ type hub struct {
 	seed     maphash.Seed
 	shards   []chan *nats.Msg
 
+	// local means events arrive through deliver, handed over in process
+	// by the all-in-one broker, rather than on NATS subscriptions: topics
+	// then hold no NATS subscription and index is keyed by channel name.
+	local bool
+
 	mu     sync.Mutex
 	topics map[channel.Name]*topic
-	byName sync.Map // subject → *topic, read by dispatchers without mu
+	// index finds a topic without mu: by subject (NATS) or channel name
+	// (local).
+	index sync.Map
 	// system holds the two wildcard subscriptions that carry every system
 	// and access-token channel (§5.5) while the hub runs. Each connection
 	// listens on two such channels of its own; one NATS subscription
@@ -58,12 +66,13 @@ type hub struct {
 
 // topic is one channel with local subscribers.
 type topic struct {
-	name    channel.Name
-	subject string
-	shard   int // dispatcher and filter worker index
-	ns      *nats.Subscription
-	live    int // live subscriptions; guarded by hub.mu
-	dead    int // tombstoned entries still in snap; guarded by hub.mu
+	name     channel.Name
+	subject  string
+	shard    int                // dispatcher and filter worker index
+	ns       *nats.Subscription // nil in local mode
+	received prometheus.Counter // spillway_events_received_total of its kind
+	live     int                // live subscriptions; guarded by hub.mu
+	dead     int                // tombstoned entries still in snap; guarded by hub.mu
 	// snap is the subscriber list the dispatcher iterates without locking.
 	// Adds append in place when capacity allows (readers never look past
 	// their own length); removals only tombstone, and the list is compacted
@@ -81,9 +90,10 @@ type subscription struct {
 	dead  atomic.Bool
 }
 
-func newHub(nc *nats.Conn, subjects channel.Subjects, nshards, queue int, logger *slog.Logger, m *metrics) *hub {
+func newHub(nc *nats.Conn, subjects channel.Subjects, local bool, nshards, queue int, logger *slog.Logger, m *metrics) *hub {
 	h := &hub{
 		nc:       nc,
+		local:    local,
 		subjects: subjects,
 		logger:   logger,
 		metrics:  m,
@@ -137,19 +147,24 @@ func (h *hub) subscribe(name channel.Name, sub *subscription) (created bool, err
 	defer h.mu.Unlock()
 	t := h.topics[name]
 	if t == nil {
-		t = &topic{name: name, subject: h.subjects.Of(name)}
+		t = &topic{name: name, subject: h.subjects.Of(name), received: h.metrics.eventsReceived.WithLabelValues(kindOf(name))}
 		t.shard = int(maphash.String(h.seed, t.subject) % uint64(len(h.shards)))
-		ns, err := h.nc.ChanSubscribe(t.subject, h.shards[t.shard])
-		if err != nil {
-			return false, fmt.Errorf("edge: nats subscribe %s: %w", t.subject, err)
+		key := t.subject
+		if h.local {
+			key = string(name)
+		} else {
+			ns, err := h.nc.ChanSubscribe(t.subject, h.shards[t.shard])
+			if err != nil {
+				return false, fmt.Errorf("edge: nats subscribe %s: %w", t.subject, err)
+			}
+			t.ns = ns
+			h.natsSub++
 		}
 		created = true
-		t.ns = ns
-		h.natsSub++
 		empty := make([]*subscription, 0, 4)
 		t.snap.Store(&empty)
 		h.topics[name] = t
-		h.byName.Store(t.subject, t)
+		h.index.Store(key, t)
 		h.countLocked()
 		if name.Tracked() {
 			h.publishInterest([]string{string(name)})
@@ -174,6 +189,9 @@ func (h *hub) subscribe(name channel.Name, sub *subscription) (created bool, err
 // onto one shard so each channel's messages stay in order, and waits for
 // the server to confirm. Run calls it before serving.
 func (h *hub) subscribeSystem(timeout time.Duration) error {
+	if h.local {
+		return nil // they arrive through deliver with every other channel
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, n := range []channel.Name{channel.System(0), channel.AccessToken(0)} {
@@ -287,12 +305,17 @@ func (h *hub) unsubscribe(sub *subscription) {
 	t.live--
 	t.dead++
 	if t.live == 0 {
-		if err := t.ns.Unsubscribe(); err != nil {
-			h.logger.Debug("nats unsubscribe", "subject", t.subject, "err", err)
+		key := t.subject
+		if t.ns != nil {
+			if err := t.ns.Unsubscribe(); err != nil {
+				h.logger.Debug("nats unsubscribe", "subject", t.subject, "err", err)
+			}
+			h.natsSub--
+		} else {
+			key = string(t.name)
 		}
-		h.natsSub--
 		delete(h.topics, t.name)
-		h.byName.Delete(t.subject)
+		h.index.Delete(key)
 		h.countLocked()
 		return
 	}
@@ -378,31 +401,51 @@ func (h *hub) refreshInterest(ctx context.Context, every time.Duration) {
 	}
 }
 
-// dispatch decodes one NATS message and fans it out. It never blocks on a
-// client: deliveries are non-blocking outbox sends, and events that need
-// Postgres go to the filterer's bounded queue.
+// dispatch handles one message from a NATS subscription.
 func (h *hub) dispatch(m *nats.Msg) {
-	v, ok := h.byName.Load(m.Subject)
-	if !ok {
-		// A system or access-token channel, or a channel unsubscribed
-		// while the message was queued.
-		h.dispatchControl(m)
+	if v, ok := h.index.Load(m.Subject); ok {
+		h.dispatchTopic(v.(*topic), m.Data, m.Header, time.Time{})
 		return
 	}
-	t := v.(*topic)
+	// A system or access-token channel, or a channel unsubscribed while
+	// the message was queued.
+	if n, err := h.subjects.Parse(m.Subject); err == nil && isSystem(n) {
+		h.dispatchControl(n, m.Data)
+	}
+}
+
+// deliver handles one message handed over in process (local mode), on the
+// caller's goroutine: the all-in-one broker's, in Redis order. data is
+// only read.
+func (h *hub) deliver(name channel.Name, data []byte, received time.Time) {
+	if v, ok := h.index.Load(string(name)); ok {
+		h.dispatchTopic(v.(*topic), data, nil, received)
+		return
+	}
+	if isSystem(name) {
+		h.dispatchControl(name, data)
+	}
+}
+
+// dispatchTopic decodes one event and fans it out. It never blocks on a
+// client: deliveries are non-blocking outbox sends, and events that need
+// Postgres go to the filterer's bounded queue. For events that carry no
+// queued_at, the time the broker got the message is in hdr (NATS) or is
+// received (local).
+func (h *hub) dispatchTopic(t *topic, data []byte, hdr nats.Header, received time.Time) {
 	h.metrics.redisMessages.Inc()
-	h.metrics.eventsReceived.WithLabelValues(kindOf(t.name)).Inc()
+	t.received.Inc()
 	subs := *t.snap.Load()
-	now := time.Now()
-	ev := decodeEvent(m.Data, now)
+	ev := decodeEvent(data, time.Now())
 	if ev == nil {
 		h.metrics.eventsDropped.WithLabelValues("malformed").Inc()
 		return
 	}
 	if ev.queuedAt.IsZero() {
-		if ts := m.Header.Get(bus.HeaderReceived); ts != "" {
-			ev.queuedAt = parseReceived(ts)
+		if hdr != nil {
+			received = parseReceived(hdr.Get(bus.HeaderReceived))
 		}
+		ev.queuedAt = received
 	}
 	pending := fanOut(ev, subs, h.metrics)
 	if len(pending) > 0 {
@@ -414,12 +457,8 @@ func (h *hub) dispatch(m *nats.Msg) {
 // `kill` ends its sessions (and evicts the token cache even when none is
 // here), `filters_changed` drops their cached keyword filters; nothing is
 // forwarded to clients.
-func (h *hub) dispatchControl(m *nats.Msg) {
-	n, err := h.subjects.Parse(m.Subject)
-	if err != nil || !isSystem(n) {
-		return
-	}
-	event := controlEvent(m.Data)
+func (h *hub) dispatchControl(n channel.Name, data []byte) {
+	event := controlEvent(data)
 	if event == "kill" && h.onKill != nil {
 		h.onKill(n)
 	}

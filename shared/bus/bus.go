@@ -145,6 +145,11 @@ const readyTimeout = 10 * time.Second
 // TLS).
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 
+// HasSubscribers reports whether any client subscribes to subject.
+func (s *Server) HasSubscribers(subject string) bool {
+	return s.ns.GlobalAccount().SubscriptionInterest(subject)
+}
+
 // Addr is the client listener's address; nil without a listener.
 func (s *Server) Addr() net.Addr { return s.ns.Addr() }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/spillway/spillway/broker"
 	"github.com/spillway/spillway/shared/bus"
 	"github.com/spillway/spillway/shared/mastodonenv"
 	"github.com/spillway/spillway/shared/readiness"
@@ -105,5 +106,5 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 		defer stop()
 		logger.Info("broker health, readiness and metrics on http://" + addr + " (/healthz, /readyz, /metrics)")
 	}
-	return RunBroker(ctx, s, nc, logger, reg, deps.Add("redis", ""))
+	return RunBroker(ctx, s, nc, broker.Config{Logger: logger, Registerer: reg, Redis: deps.Add("redis", "")})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/spillway/spillway/broker"
 	"github.com/spillway/spillway/edge"
 	"github.com/spillway/spillway/edge/store"
 	"github.com/spillway/spillway/shared/bus"
@@ -87,6 +88,9 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 			return err
 		}
 		defer srv.Shutdown()
+		if s.NATSListen != "" {
+			logger.Info("NATS listening for edges on " + srv.ClientURL())
+		}
 		nc, err = srv.Connect("spillway-edge", logger)
 	} else {
 		if natsURL == "" {
@@ -124,6 +128,8 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 		ShutdownGrace:  s.ShutdownGrace,
 		Readiness:      deps,
 		NATSShedAfter:  s.shedAfter(),
+		// All-in-one: the broker hands events over in process.
+		Local: *allInOne,
 	})
 	if err != nil {
 		return err
@@ -140,7 +146,13 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 	defer bnc.Close()
 	logger.Info("Streaming API now listening on " + ln.Addr().String())
 	return runTogether(ctx, logger, e.Run, func(ctx context.Context) error {
-		return RunBroker(ctx, s, bnc, logger, reg, deps.Add("redis", ""))
+		cfg := broker.Config{Logger: logger, Registerer: reg, Redis: deps.Add("redis", ""), Local: e}
+		if s.NATSListen != "" {
+			// Edges may join through the listener: events go on NATS too
+			// while one listens.
+			cfg.Remote = srv.HasSubscribers
+		}
+		return RunBroker(ctx, s, bnc, cfg)
 	})
 }
 

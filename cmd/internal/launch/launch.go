@@ -16,12 +16,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spillway/spillway/broker"
 	"github.com/spillway/spillway/shared/channel"
 	"github.com/spillway/spillway/shared/mastodonenv"
-	"github.com/spillway/spillway/shared/readiness"
 )
 
 // Variables lists Spillway's own environment variables with their meaning,
@@ -143,18 +141,14 @@ func Logger(w io.Writer, level slog.Level) *slog.Logger {
 }
 
 // RunBroker runs a broker on nc until ctx is done, with a Redis client from
-// the settings that it closes on return; the subscription's state goes to
-// redis.
-func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer, redis *readiness.Dependency) error {
+// the settings that it closes on return. cfg carries what the caller wires
+// (logger, metrics, readiness, an in-process edge); the namespace and
+// subjects come from the settings.
+func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, cfg broker.Config) error {
 	rdb := s.Redis.NewClient()
 	defer rdb.Close()
-	b, err := broker.New(broker.Config{
-		Namespace:  s.Redis.Namespace,
-		Subjects:   s.Subjects,
-		Logger:     logger,
-		Registerer: reg,
-		Redis:      redis,
-	}, rdb, nc)
+	cfg.Namespace, cfg.Subjects = s.Redis.Namespace, s.Subjects
+	b, err := broker.New(cfg, rdb, nc)
 	if err != nil {
 		return err
 	}
