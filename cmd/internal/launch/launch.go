@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/spillway/spillway/broker"
 	"github.com/spillway/spillway/shared/channel"
@@ -145,7 +146,7 @@ func Logger(w io.Writer, level slog.Level) *slog.Logger {
 // (logger, metrics, readiness, an in-process edge); the namespace and
 // subjects come from the settings.
 func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, cfg broker.Config) error {
-	rdb := s.Redis.NewClient()
+	rdb := brokerRedis(s.Redis)
 	defer rdb.Close()
 	cfg.Namespace, cfg.Subjects = s.Redis.Namespace, s.Subjects
 	b, err := broker.New(cfg, rdb, nc)
@@ -153,6 +154,29 @@ func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, cfg broker.Config
 		return err
 	}
 	return b.Run(ctx)
+}
+
+// brokerRedis is the broker's Redis client: raw reads on plain connections
+// (broker.RawReadDialer); TLS connections keep go-redis's own dialer.
+func brokerRedis(r mastodonenv.Redis) *redis.Client {
+	switch {
+	case r.Failover != nil:
+		o := *r.Failover
+		if o.TLSConfig == nil && o.Dialer == nil {
+			o.Dialer = broker.RawReadDialer(o.DialTimeout)
+		}
+		r.Failover = &o
+	default:
+		var o redis.Options
+		if r.Options != nil {
+			o = *r.Options
+		}
+		if o.TLSConfig == nil && o.Dialer == nil {
+			o.Dialer = broker.RawReadDialer(o.DialTimeout)
+		}
+		r.Options = &o
+	}
+	return r.NewClient()
 }
 
 // Listen opens the client listener: TCP, or a Unix socket made
