@@ -1,8 +1,10 @@
 package edge
 
 import (
+	"bytes"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/spillway/spillway/edge/internal/wsframe"
 	"github.com/spillway/spillway/edge/jsjson"
@@ -36,9 +38,6 @@ type event struct {
 	// goes out unchanged). Users with keyword filters can produce many
 	// distinct results, hence maps rather than a scanned list.
 	frames map[string]map[string]frame
-	// wsShared is, per WebSocket label, the shared body of frames written
-	// in parts (see frame). Guarded by mu.
-	wsShared map[string][]byte
 	// escapedHead is the WebSocket form of an object payload's text up to
 	// its closing brace; built on first use. Guarded by mu.
 	escapedHead []byte
@@ -177,11 +176,11 @@ func (e *event) frame(label string, filtered []byte) frame {
 	}
 	var fr frame
 	switch {
-	case label == "" && e.splices(filtered):
+	case label == "" && e.inParts(filtered):
 		fr = e.renderSSEParts(filtered)
 	case label == "":
 		fr.body = e.renderSSE(filtered)
-	case e.splices(filtered):
+	case e.inParts(filtered):
 		fr = e.renderWSParts(label, filtered)
 	default:
 		fr.body = e.renderWS(label, filtered)
@@ -197,46 +196,59 @@ func (e *event) frame(label string, filtered []byte) frame {
 	return fr
 }
 
-// splices reports whether a frame with this filtered result is written in
-// parts: only results of their own ("[]" is shared by every viewer without
-// a match, so it is rendered whole once).
-func (e *event) splices(filtered []byte) bool {
-	return len(filtered) > 2 && e.kind == jsjson.Object
+// partsMin is the payload size from which frames are written in parts:
+// below it one copy costs less than the extra iovecs.
+const partsMin = 256
+
+// inParts reports whether this event's frames are written in parts, the
+// payload text (SSE) or its escaped form (WebSocket) shared by every frame
+// of the event without a copy: object payloads of some size, as statuses
+// and notifications are.
+func (e *event) inParts(filtered []byte) bool {
+	return e.kind == jsjson.Object && len(e.payloadText) >= partsMin
 }
 
-// renderSSEParts is renderSSE for a result of one viewer's own: the payload
-// text up to its closing brace is the shared body. Lock must be held.
+// renderSSEParts lays an SSE event out as a small head of its own (the
+// "event" chunk and the size line and "data: " of the data chunk), the
+// payload text, shared, and a small tail of its own (the "filtered" result
+// spliced in, when there is one, and the chunk's end). Lock must be held.
 func (e *event) renderSSEParts(filtered []byte) frame {
 	p := e.payloadText
-	tailLen := 1 + len(`"filtered":`) + len(filtered) + 1
-	buf := make([]byte, 0, sseHeadRoom+tailLen+4)
+	body := p
+	if len(filtered) > 0 {
+		body = p[:len(p)-1]
+	}
+	buf := make([]byte, 0, sseHeadRoom+len(`,"filtered":}`)+len(filtered)+4)
 	buf = e.appendSSEHead(buf, e.dataLen(filtered))
 	head := buf[:len(buf):len(buf)]
-	tail := appendFilteredTail(buf[len(buf):], len(p) > 2, filtered)
+	tail := buf[len(buf):]
+	if len(filtered) > 0 {
+		tail = appendFilteredTail(tail, len(p) > 2, filtered)
+	}
 	tail = append(tail, '\n', '\n', '\r', '\n')
-	return frame{head: head, body: p[:len(p)-1], tail: tail}
+	return frame{head: head, body: body, tail: tail}
 }
 
-// renderWSParts is renderWS for a result of one viewer's own: the message up
-// to the payload text's closing brace, escaped, is the shared body (one per
-// label); the head is the frame header. Lock must be held.
+// renderWSParts lays a WebSocket event out as a small head of its own (the
+// frame header and the message up to the payload), the escaped payload
+// text up to its closing brace, shared by every label and result, and a
+// small tail of its own (the "filtered" result, when there is one, and the
+// message's end). Lock must be held.
 func (e *event) renderWSParts(label string, filtered []byte) frame {
-	body := e.wsShared[label]
-	if body == nil {
-		esc := e.escapedPayload()
-		body = e.appendWSPrefix(make([]byte, 0, len(label)+len(esc)+64), label)
-		body = append(body, esc...)
-		if e.wsShared == nil {
-			e.wsShared = make(map[string][]byte, 1)
-		}
-		e.wsShared[label] = body
+	esc := e.escapedPayload()
+	buf := make([]byte, wsframe.HeaderRoom, wsframe.HeaderRoom+len(label)+2*len(filtered)+96)
+	buf = e.appendWSPrefix(buf, label)
+	head := buf[:len(buf):len(buf)]
+	tail := buf[len(buf):]
+	if len(filtered) > 0 {
+		tail = e.appendEscapedTail(tail, filtered)
+	} else {
+		tail = append(tail, '}', '"')
 	}
-	buf := make([]byte, wsframe.HeaderRoom, wsframe.HeaderRoom+2*len(filtered)+32)
-	buf = e.appendEscapedTail(buf, filtered)
-	buf = append(buf, '}')
-	tail := buf[wsframe.HeaderRoom:]
-	h := wsframe.PutHeader(buf[:wsframe.HeaderRoom], wsframe.OpText, len(body)+len(tail))
-	return frame{head: buf[wsframe.HeaderRoom-h : wsframe.HeaderRoom : wsframe.HeaderRoom], body: body, tail: tail}
+	tail = append(tail, '}')
+	n := len(head) - wsframe.HeaderRoom + len(esc) + len(tail)
+	h := wsframe.PutHeader(head[:wsframe.HeaderRoom], wsframe.OpText, n)
+	return frame{head: head[wsframe.HeaderRoom-h:], body: esc, tail: tail}
 }
 
 // appendData appends the SSE data text: the payload, with filtered spliced
@@ -333,10 +345,12 @@ func (e *event) appendEscapedTail(dst, filtered []byte) []byte {
 // event. Lock must be held.
 func (e *event) escapedPayload() []byte {
 	if e.escapedHead == nil {
-		// Sized for a typical status (about one quote to escape per ten
-		// bytes), so the buffer is not regrown as it fills.
+		// Sized for what escaping adds to quotes and backslashes, the
+		// characters JSON text is full of, so the buffer is not regrown
+		// as it fills (control characters are rare in JSON text).
 		p := e.payloadText[:len(e.payloadText)-1]
-		q := jsjson.AppendString(make([]byte, 0, len(p)+len(p)/4+2), string(p))
+		size := len(p) + bytes.Count(p, quote) + bytes.Count(p, backslash) + 16
+		q := jsjson.AppendString(make([]byte, 0, size), readOnlyString(p))
 		e.escapedHead = q[:len(q)-1] // keeps the opening quote only
 	}
 	return e.escapedHead
@@ -374,7 +388,7 @@ func (e *event) renderWS(label string, filtered []byte) []byte {
 			msg = append(msg, '}', '"')
 		}
 	case jsjson.Array:
-		msg = jsjson.AppendString(msg, string(e.payloadText))
+		msg = jsjson.AppendString(msg, readOnlyString(e.payloadText))
 	default:
 		msg = append(msg, e.payloadJSON...)
 	}
@@ -382,3 +396,12 @@ func (e *event) renderWS(label string, filtered []byte) []byte {
 	h := wsframe.PutHeader(msg[:wsframe.HeaderRoom], wsframe.OpText, len(msg)-wsframe.HeaderRoom)
 	return msg[wsframe.HeaderRoom-h:]
 }
+
+var (
+	quote     = []byte{'"'}
+	backslash = []byte{'\\'}
+)
+
+// readOnlyString views b as a string without copying it. b must never be
+// written again: payload texts are immutable once decoded.
+func readOnlyString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
