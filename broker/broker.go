@@ -252,10 +252,11 @@ func (b *Broker) publish(m *redis.Message) {
 		return
 	}
 	now := time.Now()
+	// The payload string is immutable: its bytes are shared without a
+	// copy (nats.go copies what it publishes into its own buffer).
+	data := unsafe.Slice(unsafe.StringData(m.Payload), len(m.Payload))
 	if b.cfg.Local != nil {
-		// The payload string is immutable: its bytes can be shared
-		// without a copy.
-		b.cfg.Local.Deliver(name, unsafe.Slice(unsafe.StringData(m.Payload), len(m.Payload)), now)
+		b.cfg.Local.Deliver(name, data, now)
 		b.forwarded.Inc()
 		if b.cfg.Remote == nil {
 			return
@@ -267,7 +268,7 @@ func (b *Broker) publish(m *redis.Message) {
 	}
 	out := &nats.Msg{
 		Subject: subject,
-		Data:    []byte(m.Payload),
+		Data:    data,
 		Header:  nats.Header{bus.HeaderReceived: []string{strconv.FormatInt(now.UnixNano(), 10)}},
 	}
 	if err := b.nc.PublishMsg(out); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/spillway/spillway/shared/channel"
+	"github.com/spillway/spillway/shared/rawio"
 )
 
 // ServerConfig configures an embedded nats-server.
@@ -192,6 +193,9 @@ func Connect(cfg ClientConfig) (*nats.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect %s: %w", cfg.Name, err)
 	}
+	// Every event crosses this connection: raw syscalls spare the
+	// runtime's monitor thread a wake-up per read and write (shared/rawio).
+	opts = append(opts, nats.SetCustomDialer(rawio.Dialer{Timeout: 2 * time.Second}))
 	return connect(cfg.URL, cfg.Name, cfg.Logger, opts...)
 }
 

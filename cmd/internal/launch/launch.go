@@ -21,6 +21,7 @@ import (
 	"github.com/spillway/spillway/broker"
 	"github.com/spillway/spillway/shared/channel"
 	"github.com/spillway/spillway/shared/mastodonenv"
+	"github.com/spillway/spillway/shared/rawio"
 )
 
 // Variables lists Spillway's own environment variables with their meaning,
@@ -156,14 +157,14 @@ func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, cfg broker.Config
 	return b.Run(ctx)
 }
 
-// brokerRedis is the broker's Redis client: raw reads on plain connections
-// (broker.RawReadDialer); TLS connections keep go-redis's own dialer.
+// brokerRedis is the broker's Redis client: raw reads and writes on plain
+// connections (shared/rawio); TLS connections keep go-redis's own dialer.
 func brokerRedis(r mastodonenv.Redis) *redis.Client {
 	switch {
 	case r.Failover != nil:
 		o := *r.Failover
 		if o.TLSConfig == nil && o.Dialer == nil {
-			o.Dialer = broker.RawReadDialer(o.DialTimeout)
+			o.Dialer = rawio.Dialer{Timeout: o.DialTimeout}.DialContext
 		}
 		r.Failover = &o
 	default:
@@ -172,7 +173,7 @@ func brokerRedis(r mastodonenv.Redis) *redis.Client {
 			o = *r.Options
 		}
 		if o.TLSConfig == nil && o.Dialer == nil {
-			o.Dialer = broker.RawReadDialer(o.DialTimeout)
+			o.Dialer = rawio.Dialer{Timeout: o.DialTimeout}.DialContext
 		}
 		r.Options = &o
 	}

@@ -1,6 +1,7 @@
-package broker
+package rawio
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,7 +11,7 @@ import (
 	"time"
 )
 
-// Connections from RawReadDialer read like any net.Conn: data, EOF when
+// Connections from a Dialer read like any net.Conn: data, EOF when
 // the peer closes, and deadlines.
 func TestRawReadDialer(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -26,7 +27,7 @@ func TestRawReadDialer(t *testing.T) {
 		}
 		close(peers)
 	}()
-	c, err := RawReadDialer(0)(context.Background(), "tcp", ln.Addr().String())
+	c, err := Dialer{}.DialContext(context.Background(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,5 +72,55 @@ func TestRawReadDialer(t *testing.T) {
 	c.Close()
 	if _, err := c.Read(buf); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("read after close: %v, want net.ErrClosed", err)
+	}
+}
+
+// Writes larger than the socket buffers wait for room and complete; a
+// write deadline ends a write nobody reads.
+func TestRawWrites(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peers := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			peers <- c
+		}
+		close(peers)
+	}()
+	c, err := Dialer{}.DialContext(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	peer := <-peers
+	if peer == nil {
+		t.Fatal("no connection accepted")
+	}
+	defer peer.Close()
+
+	big := make([]byte, 16<<20) // far beyond loopback socket buffers
+	for i := range big {
+		big[i] = byte(i)
+	}
+	read := make(chan []byte, 1)
+	go func() {
+		got, _ := io.ReadAll(io.LimitReader(peer, int64(len(big))))
+		read <- got
+	}()
+	if n, err := c.Write(big); n != len(big) || err != nil {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	if got := <-read; !bytes.Equal(got, big) {
+		t.Fatalf("peer read %d bytes, not what was written", len(got))
+	}
+
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	n, err := c.Write(big)
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n >= len(big) {
+		t.Fatalf("write nobody reads: %d, %v; want a deadline error", n, err)
 	}
 }
