@@ -31,7 +31,11 @@ type hub struct {
 	metrics  *metrics
 	filter   *filterer
 	seed     maphash.Seed
-	shards   []chan *nats.Msg
+	shards   []chan *nats.Msg // NATS mode: one queue per dispatcher
+	// handoffs are local mode's dispatcher queues, when there is more than
+	// one processor to spread events over; with one, deliver dispatches
+	// on the caller's goroutine, which is cheapest.
+	handoffs []chan handoff
 
 	// local means events arrive through deliver, handed over in process
 	// by the all-in-one broker, rather than on NATS subscriptions: topics
@@ -103,15 +107,51 @@ func newHub(nc *nats.Conn, subjects channel.Subjects, local bool, nshards, queue
 		tokens:   make(map[int64][]*session),
 	}
 	for range nshards {
+		if local {
+			if nshards > 1 {
+				h.handoffs = append(h.handoffs, make(chan handoff, queue))
+			}
+			// NATS carries no events here; the shard indexes still pin
+			// channels to filter workers.
+			h.shards = append(h.shards, nil)
+			continue
+		}
 		h.shards = append(h.shards, make(chan *nats.Msg, queue))
 	}
 	return h
 }
 
+// handoff is one message delivered in process, queued for a dispatcher.
+type handoff struct {
+	t        *topic // nil for a system or access-token channel
+	name     channel.Name
+	data     []byte
+	received time.Time
+}
+
 // run dispatches until ctx is done. It returns when every dispatcher has.
 func (h *hub) run(ctx context.Context) {
 	var wg sync.WaitGroup
+	for _, ch := range h.handoffs {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-ch:
+					if m.t != nil {
+						h.dispatchTopic(m.t, m.data, nil, m.received)
+					} else {
+						h.dispatchControl(m.name, m.data)
+					}
+				}
+			}
+		})
+	}
 	for _, ch := range h.shards {
+		if ch == nil {
+			continue
+		}
 		wg.Go(func() {
 			for {
 				select {
@@ -414,16 +454,37 @@ func (h *hub) dispatch(m *nats.Msg) {
 	}
 }
 
-// deliver handles one message handed over in process (local mode), on the
-// caller's goroutine: the all-in-one broker's, in Redis order. data is
-// only read.
+// deliver handles one message handed over in process (local mode) by the
+// all-in-one broker, in Redis order: on the caller's goroutine with one
+// dispatcher, else queued for the channel's dispatcher. data is only read.
 func (h *hub) deliver(name channel.Name, data []byte, received time.Time) {
+	var t *topic
 	if v, ok := h.index.Load(string(name)); ok {
-		h.dispatchTopic(v.(*topic), data, nil, received)
+		t = v.(*topic)
+	} else if !isSystem(name) {
 		return
 	}
-	if isSystem(name) {
-		h.dispatchControl(name, data)
+	if h.handoffs == nil {
+		if t != nil {
+			h.dispatchTopic(t, data, nil, received)
+		} else {
+			h.dispatchControl(name, data)
+		}
+		return
+	}
+	// Channels stay pinned to one dispatcher, so each keeps its order;
+	// system and access-token channels all go to the first, as on NATS.
+	q := h.handoffs[0]
+	if t != nil {
+		q = h.handoffs[t.shard]
+	}
+	select {
+	case q <- handoff{t: t, name: name, data: data, received: received}:
+	default:
+		// Never wait: the broker's reading must not stall behind one
+		// busy dispatcher (nats.go drops a slow consumer's messages the
+		// same way).
+		h.metrics.eventsDropped.WithLabelValues("dispatch_queue_full").Inc()
 	}
 }
 

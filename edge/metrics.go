@@ -113,7 +113,7 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 			m.connectedChannels.WithLabelValues(t, c)
 		}
 	}
-	for _, k := range []string{"malformed", "filter_queue_full", "filter_error", "invalid_status"} {
+	for _, k := range []string{"malformed", "filter_queue_full", "filter_error", "invalid_status", "dispatch_queue_full"} {
 		m.eventsDropped.WithLabelValues(k)
 	}
 	if pool != nil {
