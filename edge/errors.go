@@ -26,6 +26,6 @@ var (
 	errDraining = &apiError{503, "Server shutting down"}
 )
 
-// unsubscribeErrorFrame is what Mastodon sends when an unsubscribe message
-// cannot be resolved: no status key (§8.2 item 5).
+// unsubscribeErrorJSON is what Mastodon sends when an unsubscribe message
+// cannot be resolved: it has no status key.
 const unsubscribeErrorJSON = `{"error":"Error unsubscribing from channel"}`

@@ -127,8 +127,8 @@ func (e *event) payload() *jsjson.Value {
 	return e.tree
 }
 
-// controlMessage is what the system channels carry: only the event name
-// matters (§5.5), and a payload is not required.
+// controlEvent reads the event name of a system-channel message: only the
+// name matters there, and a payload is not required.
 func controlEvent(data []byte) string {
 	v, err := jsjson.Parse(data)
 	if err != nil {
@@ -138,8 +138,8 @@ func controlEvent(data []byte) string {
 	return s
 }
 
-// filteredKind reports whether Mastodon filters this event on public and
-// hashtag streams (§10, §11).
+// filterable reports whether Mastodon filters this event on public and
+// hashtag streams: update and status.update only.
 func (e *event) filterable() bool {
 	return e.nameStr == "update" || e.nameStr == "status.update"
 }

@@ -187,9 +187,8 @@ func (c *sseClient) event() (name, data string) {
 	}
 }
 
-// expectNothing asserts no event arrives within a short window; it is used
-// after a later event proves ordering, so the window only has to cover
-// in-flight delivery.
+// expectEnd reads until the stream ends, failing on any event before the
+// end.
 func (c *sseClient) expectEnd() {
 	c.t.Helper()
 	for {

@@ -193,7 +193,8 @@ func urlSSLMode(v string) string {
 	}
 }
 
-// cmp returns the first non-empty value (like JavaScript's a || b).
+// firstNonEmpty returns the first non-empty value (like JavaScript's
+// a || b).
 func firstNonEmpty(vals ...string) string {
 	for _, v := range vals {
 		if v != "" {

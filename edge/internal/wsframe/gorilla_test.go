@@ -336,8 +336,8 @@ func (p *program) take(n int) []byte {
 	return out
 }
 
-// Limits the differential test reads with: around the control frame
-// maximum and the length encodings' boundaries.
+// gorillaLimits are the message limits the differential test reads with:
+// around the control frame maximum and the length encodings' boundaries.
 var gorillaLimits = []int64{1, 16, 125, 126, 300, 70000}
 
 // closeCodes are the close codes worth sending: every registered one

@@ -128,8 +128,9 @@ func filler(n int) string {
 	return b.String()[:n]
 }
 
-// The structs mirror Mastodon's REST entities (field order as Mastodon
-// renders them) so servers exercise realistic parsing and re-serialisation.
+// emoji and the structs below mirror Mastodon's REST entities (field order
+// as Mastodon renders them) so servers exercise realistic parsing and
+// re-serialisation.
 type emoji struct {
 	Shortcode       string `json:"shortcode"`
 	URL             string `json:"url"`

@@ -93,7 +93,8 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 }
 
-// redisURL returns the test Redis or skips (fails under CI) when unreachable.
+// redisClient returns a client of the test Redis, or skips (fails under CI)
+// when it is unreachable.
 func redisClient(t *testing.T) *redis.Client {
 	t.Helper()
 	u := os.Getenv("STREAMING_TEST_REDIS_URL")

@@ -775,5 +775,5 @@ func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.2fms", float64(d)/1e6)
 }
 
-// String form of the target URL for the report.
+// targetString is the target URL as the report shows it.
 func targetString(u *url.URL) string { return u.Scheme + "://" + u.Host + u.Path }

@@ -19,8 +19,8 @@ type Stream struct {
 	Weight int
 }
 
-// Stream names accepted in -streams and the Redis channel suffix each one
-// listens on (§4 of Mastodon's streaming protocol).
+// streamChannels maps the stream names -streams accepts to the Redis
+// channel each one listens on, as Mastodon's streaming server does.
 var streamChannels = map[string]string{
 	"user":                "timeline:%s",
 	"user:notification":   "timeline:%s:notifications",
