@@ -15,7 +15,7 @@ import (
 // are 43 characters.
 const maxTokenLen = 1024
 
-// tokenFrom extracts the access token as Mastodon does (§5.1): the
+// tokenFrom extracts the access token as Mastodon does: the
 // Authorization header (a leading "Bearer " is optional and case-sensitive),
 // else the access_token query parameter, else the raw Sec-WebSocket-Protocol
 // header. repeated reports an access_token given more than once, which
@@ -78,7 +78,7 @@ func (e *Edge) authenticate(ctx context.Context, r *http.Request, q query) (stor
 	}
 }
 
-// allows applies §5.3: read covers everything; read:notifications covers
+// allows applies Mastodon's scope rules: read covers everything; read:notifications covers
 // user:notification; read:statuses covers every other stream name.
 func allows(id store.Identity, stream string) bool {
 	if slices.Contains(id.Scopes, "read") {
@@ -91,7 +91,7 @@ func allows(id store.Identity, stream string) bool {
 }
 
 // readsNotifications reports whether the user stream includes
-// notifications (§4: read or read:notifications).
+// notifications (read or read:notifications).
 func readsNotifications(id store.Identity) bool {
 	return slices.Contains(id.Scopes, "read") || slices.Contains(id.Scopes, "read:notifications")
 }

@@ -1,7 +1,7 @@
 package edge
 
-// apiError is an error a client sees: Mastodon's message and HTTP status
-// (§15). Messages are part of the protocol; never change their text.
+// apiError is an error a client sees: Mastodon's message and HTTP status.
+// Messages are part of the protocol; never change their text.
 type apiError struct {
 	status int
 	msg    string

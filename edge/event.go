@@ -45,7 +45,7 @@ type event struct {
 
 // decodeEvent parses a Redis message. It returns nil when Mastodon would
 // drop the message before any listener sees it: not JSON, not an object, or
-// an "event" or "payload" member that is not truthy (§9).
+// an "event" or "payload" member that is not truthy.
 //
 // The common case takes jsjson's one-pass envelope decoder, which produces
 // the re-serialised payload bytes without building a tree; rare inputs it
@@ -360,7 +360,7 @@ func (e *event) escapedPayload() []byte {
 // complete WebSocket text frame in one allocation: the message is written
 // after wsframe.HeaderRoom bytes and the header filled in afterwards. Object
 // payloads travel as a JSON string holding their JSON text; string payloads
-// as themselves; numbers and booleans raw (§8.2 item 7). For objects, the
+// as themselves; numbers and booleans raw. For objects, the
 // escaped payload text up to its closing brace is computed once per event
 // and shared by every label and filtered variant (escaping is per
 // character, so it splices). Lock must be held.

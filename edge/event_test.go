@@ -32,7 +32,7 @@ func mustEvent(t *testing.T, msg string) *event {
 	return ev
 }
 
-// The user-stream exchange captured from Mastodon's server (§7).
+// The user-stream exchange captured from Mastodon's server.
 func TestSSEGoldenUserStream(t *testing.T) {
 	msgs := []string{
 		`{"event":"update","payload":{"id":"111","created_at":"2024-05-01T12:00:00.000Z","content":"\u003cp\u003eHello from bob\u003c/p\u003e","language":"en","account":{"id":"109000000000000002","username":"bob","acct":"bob"},"mentions":[],"media_attachments":[]},"queued_at":1714564800000}`,
@@ -62,7 +62,7 @@ func TestSSEFrameIsTwoChunks(t *testing.T) {
 	}
 }
 
-// §12's verified normalisation example, on both transports.
+// Mastodon's verified normalisation example, on both transports.
 func TestPayloadNormalisation(t *testing.T) {
 	ev := mustEvent(t, `{"event":"update","payload":{"b":1,"a":{"z":1.50,"big":12345678901234567890,"u":"\u00e9\u2028"}}}`)
 	want, err := os.ReadFile("testdata/normalised_payload.golden")

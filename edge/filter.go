@@ -14,7 +14,7 @@ import (
 	"github.com/spillway/spillway/edge/store"
 )
 
-// filterer applies Mastodon's per-user rules (§11) to update and
+// filterer applies Mastodon's per-user rules to update and
 // status.update events on public and hashtag streams, off the dispatch
 // goroutines. Its database work per event does not depend on how many
 // clients receive it: one query decides blocks, mutes and domain blocks for
@@ -98,7 +98,7 @@ type statusInfo struct {
 	textDone bool
 }
 
-// searchText returns the text keyword filters match against (§11.6). Only
+// searchText returns the text keyword filters match against. Only
 // the filter worker owning the event calls it.
 func (st *statusInfo) searchText() string {
 	if st.textDone {
@@ -204,7 +204,7 @@ func (f *filterer) process(ctx context.Context, j filterJob, sc *filterScratch) 
 		f.metrics.eventsDropped.WithLabelValues("invalid_status").Inc()
 		return
 	}
-	// Steps 1 and 2 (§11): feed access and languages, in memory.
+	// Steps 1 and 2: feed access and languages, in memory.
 	cands, viewers := sc.cands[:0], sc.viewers[:0]
 	defer func() {
 		clear(cands) // the next event must not keep these sessions alive

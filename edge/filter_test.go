@@ -39,7 +39,7 @@ const (
 	ivan  = "109000000000000010"
 )
 
-// Relationship, domain and language rules (§11 steps 1, 2, 4), checked by
+// Relationship, domain and language rules, checked by
 // publishing statuses that must be dropped, then one that must pass: only
 // the passing ones arrive, in order.
 func TestFilterRules(t *testing.T) {
@@ -134,7 +134,7 @@ func wsChannels(h *harness, stream string) float64 {
 	return testutil.ToFloat64(h.edge.metrics.connectedChannels.WithLabelValues("websocket", stream))
 }
 
-// Keyword filters (§11.5, §11.6): results appended as "filtered", goldens
+// Keyword filters: results appended as "filtered", goldens
 // from Mastodon's observed output.
 func TestKeywordFilters(t *testing.T) {
 	tests := []struct {
@@ -168,7 +168,7 @@ func TestKeywordFilters(t *testing.T) {
 	}
 }
 
-// A payload that already has "filtered" is sent unchanged (§11 step 5).
+// A payload that already has "filtered" is sent unchanged.
 func TestPayloadWithFilteredUntouched(t *testing.T) {
 	h := newHarness(t)
 	c := h.sse("/api/v1/streaming/public", "alice-read-token")
@@ -180,7 +180,7 @@ func TestPayloadWithFilteredUntouched(t *testing.T) {
 }
 
 // filters_changed on the system channel makes the next status reload the
-// connection's filters (§5.5, §11.5).
+// connection's filters.
 func TestFiltersChangedReloads(t *testing.T) {
 	h := newHarness(t)
 	c := h.sse("/api/v1/streaming/public", "alice-read-token")
@@ -211,7 +211,7 @@ func mustExec(t *testing.T, h *harness, sql string) {
 	}
 }
 
-// Feed-access settings (§5.6): remote_live_feed_access disabled drops
+// Feed-access settings: remote_live_feed_access disabled drops
 // remote statuses for a normal user, not for a view_feeds user; the
 // decision is taken at subscribe time.
 func TestFeedAccess(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// ssePaths maps Mastodon's SSE paths to stream names (§6); matching is exact
+// ssePaths maps Mastodon's SSE paths to stream names; matching is exact
 // and case-sensitive on the raw path.
 var ssePaths = map[string]string{
 	"/api/v1/streaming/user":              "user",
@@ -23,7 +23,7 @@ var ssePaths = map[string]string{
 	"/api/v1/streaming/list":              "list",
 }
 
-// ServeHTTP is the edge's whole HTTP surface, in Mastodon's order (§3):
+// ServeHTTP is the edge's whole HTTP surface, in Mastodon's order:
 // WebSocket upgrades first, then CORS preflight, health, metrics and favicon,
 // then the stream paths (unknown path before authentication). Spillway adds
 // /readyz.
@@ -131,7 +131,7 @@ func (e *Edge) serveHealth(w http.ResponseWriter) {
 }
 
 // writeError sends Mastodon's JSON error response: {"error":"…"}, chunked,
-// no trailing newline (§3).
+// no trailing newline.
 func writeError(w http.ResponseWriter, err *apiError) {
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}

@@ -48,7 +48,7 @@ type hub struct {
 	// (local).
 	index sync.Map
 	// system holds the two wildcard subscriptions that carry every system
-	// and access-token channel (§5.5) while the hub runs. Each connection
+	// and access-token channel while the hub runs. Each connection
 	// listens on two such channels of its own; one NATS subscription
 	// apiece would cost several KB per idle connection, while their
 	// traffic (kill, filters_changed) is a trickle every edge can afford
@@ -272,7 +272,7 @@ func (h *hub) dropSystemLocked() {
 }
 
 // listen adds s to its account's system channel and its token's
-// access-token channel (§5.5).
+// access-token channel.
 func (h *hub) listen(s *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -584,7 +584,7 @@ func (m *frameMemo) of(ev *event, s *subscription) frame {
 }
 
 // isSystem reports whether n is one of the two per-connection control
-// channels (§5.5), whose messages are never forwarded.
+// channels, whose messages are never forwarded.
 func isSystem(n channel.Name) bool {
 	return hasPrefix(string(n), "timeline:system:") || hasPrefix(string(n), "timeline:access_token:")
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // metrics holds the edge's Prometheus collectors: Mastodon's names, labels
-// and help texts exactly (§13), so dashboards built for Mastodon keep
+// and help texts exactly, so dashboards built for Mastodon keep
 // working, plus Spillway's own under spillway_.
 type metrics struct {
 	connectedClients  *prometheus.GaugeVec
@@ -29,7 +29,7 @@ type metrics struct {
 	framesWritten     *prometheus.CounterVec
 }
 
-// channelLabels are the stream label values Mastodon primes (§13).
+// channelLabels are the stream label values Mastodon primes.
 var channelLabels = []string{"system", "user", "user:notification", "list", "direct",
 	"public", "public:media", "public:local", "public:local:media", "public:remote",
 	"public:remote:media", "hashtag", "hashtag:local"}

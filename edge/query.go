@@ -6,8 +6,8 @@ import (
 	"github.com/spillway/spillway/edge/jsjson"
 )
 
-// query is a parsed query string as Node's querystring module produces it
-// (§3): '+' is a space, percent escapes are decoded where valid and kept
+// query is a parsed query string as Node's querystring module produces it:
+// '+' is a space, percent escapes are decoded where valid and kept
 // verbatim where not, a repeated key collects every value, and there is no
 // bracket syntax. Unlike net/url, ';' is an ordinary character.
 type query map[string][]string

@@ -9,7 +9,7 @@ import (
 	"github.com/spillway/spillway/shared/channel"
 )
 
-// resolved is a stream request turned into channels (§4): what to subscribe
+// resolved is a stream request turned into channels: what to subscribe
 // to, how to label frames, and how to filter.
 type resolved struct {
 	stream   string // canonical stream name, e.g. "public:local:media"
@@ -19,7 +19,7 @@ type resolved struct {
 	key      string    // channel names joined by ';': WebSocket de-duplication key
 }
 
-// feedRule is decided once per subscription (§5.6, §11): whether local or
+// feedRule is decided once per subscription: whether local or
 // remote statuses are blocked by the instance's feed-access settings, and the
 // viewer's languages.
 type feedRule struct {

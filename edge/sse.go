@@ -109,7 +109,7 @@ func sseHead(reqID string, closeConn bool) []byte {
 	return append(b, sseOpen...)
 }
 
-// onlyMedia applies Mastodon's truthiness for only_media (§4): anything but
+// onlyMedia applies Mastodon's truthiness for only_media: anything but
 // a missing/empty value or one of 0 f F false FALSE off OFF; a repeated
 // parameter is an array and therefore true.
 func onlyMedia(vals []string) bool {

@@ -16,7 +16,8 @@ import (
 	"github.com/spillway/spillway/shared/testenv"
 )
 
-// Every SSE error of §15, byte-exact bodies, with Mastodon's check order.
+// Every SSE error Mastodon sends, byte-exact bodies, with Mastodon's check
+// order.
 func TestSSEErrors(t *testing.T) {
 	h := newHarness(t)
 	tests := []struct {
@@ -115,7 +116,7 @@ func TestHTTPSurface(t *testing.T) {
 	})
 }
 
-// Every stream of §4 receives what is published on its channels.
+// Every stream receives what is published on its channels.
 func TestSSEStreams(t *testing.T) {
 	h := newHarness(t)
 	alice := testenv.Alice
@@ -183,7 +184,7 @@ func (h *harness) sseHeader(path string, hdr http.Header) *sseClient {
 	return c
 }
 
-// A read:statuses token's user stream omits notifications (§4).
+// A read:statuses token's user stream omits notifications.
 func TestSSEUserStreamWithoutNotificationScope(t *testing.T) {
 	h := newHarness(t)
 	c := h.sse("/api/v1/streaming/user", testenv.AliceStatusesToken)
@@ -195,7 +196,7 @@ func TestSSEUserStreamWithoutNotificationScope(t *testing.T) {
 }
 
 // kill on either system channel ends the response with the chunk
-// terminator; other connections stay open (§5.5).
+// terminator; other connections stay open.
 func TestSSEKill(t *testing.T) {
 	tests := []struct {
 		name string

@@ -11,7 +11,7 @@ import (
 	"github.com/spillway/spillway/shared/channel"
 )
 
-// tokenCache answers token lookups (§5.2) so that a reconnect storm costs
+// tokenCache answers token lookups so that a reconnect storm costs
 // Postgres at most one query per distinct token: concurrent lookups of one
 // token share a query, and a valid result is kept for a short while.
 //

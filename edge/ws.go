@@ -28,7 +28,7 @@ var (
 )
 
 // serveUpgrade authenticates a WebSocket upgrade before the handshake, as
-// Mastodon does (§8.1): no scope check here, every failure is a bare HTTP
+// Mastodon does: no scope check here, every failure is a bare HTTP
 // response with X-Error-Message.
 func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string) {
 	q := parseQuery(r.URL.RawQuery)
@@ -153,7 +153,7 @@ func isTokenChar(c byte) bool {
 	return !strings.ContainsRune("()<>@,;:\\\"/[]?={}", rune(c))
 }
 
-// refuseUpgrade is Mastodon's refusal of an upgrade (§8.1): empty body, the
+// refuseUpgrade is Mastodon's refusal of an upgrade: empty body, the
 // message in X-Error-Message.
 func refuseUpgrade(w http.ResponseWriter, reqID string, e *apiError) {
 	rawResponse(w, e.status, "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: "+reqID+"\r\nX-Error-Message: "+e.msg+"\r\n", "")
@@ -280,7 +280,7 @@ func (s *wsSession) GotClose(code int) {
 	s.out.finish(wsframe.Close(code, ""))
 }
 
-// handleMessage applies one client message (§8.2 item 3).
+// handleMessage applies one client message.
 func (s *wsSession) handleMessage(data []byte) {
 	m, ok := classifyMessage(data)
 	if !ok {

@@ -46,7 +46,7 @@ func stripRequestID(s string) string {
 	return s[:i] + "X-Request-Id: <uuid>" + s[i+j:]
 }
 
-// Upgrade refusals are bare HTTP responses (§8.1), byte for byte.
+// Upgrade refusals are bare HTTP responses, byte for byte.
 func TestWSUpgradeRefusals(t *testing.T) {
 	h := newHarness(t)
 	const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -124,7 +124,7 @@ func sendJSON(t *testing.T, c *websocket.Conn, v string) {
 	}
 }
 
-// Subscribe errors and their exact frames (§8.2, §15); the socket stays
+// Subscribe errors and their exact frames; the socket stays
 // usable after each.
 func TestWSSubscribeErrors(t *testing.T) {
 	h := newHarness(t)

@@ -1,6 +1,6 @@
 // Package keyword owns Mastodon's custom keyword filter matching as the Node
-// streaming server performs it for statuses on public and hashtag streams
-// (spec §11.5, §11.6): the searchable text of a status ([Text], computed once
+// streaming server performs it for statuses on public and hashtag streams:
+// the searchable text of a status ([Text], computed once
 // per event) and a per-connection [Matcher] built from the user's filters that
 // renders the `filtered` array for that text.
 //

@@ -17,7 +17,7 @@ type Keyword struct {
 	WholeWord bool
 }
 
-// Filter is one custom filter with its keywords, as grouped from the §11.5
+// Filter is one custom filter with its keywords, as grouped from the filter query's
 // query rows.
 type Filter struct {
 	ID      string
@@ -95,7 +95,7 @@ const jsDateMaxMs = 8_640_000_000_000_000
 // fields kept). Filters are ordered like JavaScript object keys: IDs that are
 // array indices (canonical integers below 2^32-1) ascending, then the rest in
 // row order. A filter without keywords behaves like `new RegExp("", "i")`,
-// matching "" in every non-empty text (the §11.5 join never produces one).
+// matching "" in every non-empty text (the filter query's join never produces one).
 func Compile(filters []Filter) *Matcher {
 	type group struct {
 		f        Filter

@@ -6,7 +6,7 @@
 //     documents, optionally after "A", "An" or "The", exported or not, so
 //     that a renamed identifier cannot keep a stale comment (test, fuzz,
 //     benchmark and example functions say what they show instead);
-//   - no comment points at a section ("§") of a document outside the
+//   - no comment points at a numbered section of a document outside the
 //     repository.
 //
 // It prints one line per problem and exits 1 when there is any.

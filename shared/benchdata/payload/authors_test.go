@@ -125,7 +125,7 @@ func TestRotatingGenerator(t *testing.T) {
 var tagRE = regexp.MustCompile(`<[^>]*>`)
 
 // TestFilterWordsAppear keeps the fixture generator's keyword list honest:
-// the words must be in the text a server searches (§11.6: spoiler, content
+// the words must be in the text a server searches (spoiler, content
 // and media descriptions with tags removed).
 func TestFilterWordsAppear(t *testing.T) {
 	for _, size := range []int{0, 3500} {
