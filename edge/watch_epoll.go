@@ -61,8 +61,14 @@ func newWatcher(logger *slog.Logger) (*watcher, error) {
 // watchClose calls left once, from the watch goroutine, when the client
 // hangs up, errs or sends anything but more bytes to discard. forget must
 // be called when the connection ends for any reason. ok is false when conn
-// cannot be watched (the caller must notice the end itself).
+// cannot be watched (the caller must notice the end itself). A connection
+// without a descriptor of its own to poll (TLS) gets a goroutine of its own
+// instead.
 func (w *watcher) watchClose(conn net.Conn, left func()) (forget func(), ok bool) {
+	if _, isSC := conn.(syscall.Conn); !isSC {
+		watchCloseBlocking(conn, left)
+		return func() {}, true
+	}
 	return w.add(conn, watched{left: left}, unix.EPOLLIN|unix.EPOLLRDHUP)
 }
 
@@ -72,7 +78,13 @@ func (w *watcher) watchClose(conn net.Conn, left func()) (forget func(), ok bool
 // wait for more input, false when it is done with the socket. stop is
 // called instead of consume when the socket can no longer be watched (the
 // edge is shutting down). forget must be called when the connection ends.
+// A connection without a descriptor of its own to poll (TLS) is read by a
+// goroutine of its own, with blocking reads.
 func (w *watcher) serveInput(conn net.Conn, consume func(read func([]byte) (int, error)) bool, stop func()) (forget func(), ok bool) {
+	if _, isSC := conn.(syscall.Conn); !isSC {
+		serveInputBlocking(conn, consume)
+		return func() {}, true
+	}
 	return w.add(conn, watched{consume: consume, stop: stop}, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLONESHOT)
 }
 
