@@ -36,7 +36,7 @@ type ServerCert struct {
 }
 
 // NewServerCert makes a CA and a server certificate, valid from an hour
-// ago for a day, and writes the server's files into a temporary directory.
+// ago for 90 days, and writes the server's files into a temporary directory.
 func NewServerCert(t testing.TB) *ServerCert {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -59,7 +59,7 @@ func NewServerCert(t testing.TB) *ServerCert {
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "Spillway test CA"},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
+		NotAfter:              now.Add(90 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign,
@@ -76,7 +76,7 @@ func NewServerCert(t testing.TB) *ServerCert {
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "localhost"},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
+		NotAfter:     now.Add(90 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{"localhost"},
