@@ -200,7 +200,8 @@ func (a streamAddr) String() string  { return string(a) }
 // http2Headers drops the header fields HTTP/2 forbids (RFC 9113 8.2.2)
 // from responses the edge shapes for HTTP/1.1: the error responses carry
 // Mastodon's Connection and Keep-Alive. net/http drops Connection itself
-// but sends Keep-Alive, and browsers fail a response that carries it.
+// but sends Keep-Alive, and strict clients (curl, through nghttp2) then
+// fail the stream instead of reading the error.
 type http2Headers struct {
 	http.ResponseWriter
 	wrote bool
