@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -308,4 +309,54 @@ func TestOutboxTLSNotDirect(t *testing.T) {
 	if fd := directFD(outboxConn(tls.Server(a, &tls.Config{}))); fd != -1 {
 		t.Fatalf("directFD = %d for TLS, want -1", fd)
 	}
+}
+
+// Idle SSE clients over TLS hold no goroutine either (epoll watches the
+// socket under TLS), and every way such a client leaves ends its session.
+func TestTLSSSEIdleClientsHoldNoGoroutine(t *testing.T) {
+	if !idleWithoutGoroutine {
+		t.Skip("this build watches each connection with a goroutine")
+	}
+	h, cert := newTLSHarness(t)
+	h.get("GET", "/api/v1/streaming/health", nil)
+	h.client.Transport.(*http.Transport).CloseIdleConnections()
+	base := runtime.NumGoroutine()
+	const n = 100
+	conns := make([]*tls.Conn, 0, n)
+	for range n {
+		c, err := tls.Dial("tcp", strings.TrimPrefix(h.url, "https://"), &tls.Config{RootCAs: cert.Pool, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, "GET /api/v1/streaming/public?access_token=alice-read-token HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	h.waitChannels("eventsource", "public", n)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if g := runtime.NumGoroutine(); g > base+20 {
+			return fmt.Errorf("%d goroutines for %d idle TLS SSE clients (baseline %d)", g, n, base)
+		}
+		return nil
+	})
+	for i, c := range conns {
+		switch i % 3 {
+		case 0:
+			_ = c.Close() // close_notify, then FIN
+		case 1:
+			_, _ = io.WriteString(c, "stray bytes")
+			_ = c.Close()
+		case 2:
+			_ = c.NetConn().(*net.TCPConn).SetLinger(0) // reset
+			_ = c.NetConn().Close()
+		}
+	}
+	h.waitChannels("eventsource", "public", 0)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if got := h.edge.conns.Load(); got != 0 {
+			return fmt.Errorf("%d connections counted", got)
+		}
+		return nil
+	})
 }

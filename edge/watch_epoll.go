@@ -4,6 +4,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -61,10 +62,15 @@ func newWatcher(logger *slog.Logger) (*watcher, error) {
 // watchClose calls left once, from the watch goroutine, when the client
 // hangs up, errs or sends anything but more bytes to discard. forget must
 // be called when the connection ends for any reason. ok is false when conn
-// cannot be watched (the caller must notice the end itself). A connection
-// without a descriptor of its own to poll (TLS) gets a goroutine of its own
-// instead.
+// cannot be watched (the caller must notice the end itself). A TLS
+// connection is watched through its socket: SSE never reads the TLS stream
+// again, so what the client sends is discarded as on plain TCP, and its
+// hang-up is the end. Any other connection without a descriptor gets a
+// goroutine of its own.
 func (w *watcher) watchClose(conn net.Conn, left func()) (forget func(), ok bool) {
+	if tc, isTLS := conn.(*tls.Conn); isTLS {
+		conn = tc.NetConn()
+	}
 	if _, isSC := conn.(syscall.Conn); !isSC {
 		watchCloseBlocking(conn, left)
 		return func() {}, true
