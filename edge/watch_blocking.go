@@ -2,9 +2,8 @@ package edge
 
 import "net"
 
-// watchCloseBlocking is watchClose for a connection epoll cannot watch: a
-// TLS connection, whose records only crypto/tls can read, or any
-// connection where epoll is not built in. A goroutine parked in Read
+// watchCloseBlocking is watchClose where epoll is not built in, or for a
+// connection without a socket of its own. A goroutine parked in Read
 // notices the client leaving; it costs its stack per idle client.
 func watchCloseBlocking(conn net.Conn, left func()) {
 	go func() {
@@ -20,8 +19,10 @@ func watchCloseBlocking(conn net.Conn, left func()) {
 	}()
 }
 
-// serveInputBlocking is serveInput for a connection epoll cannot watch: it
-// hands consume a blocking read, so one call lasts the whole connection.
+// serveInputBlocking is serveInput for a connection epoll cannot watch (a
+// TLS connection, whose records only crypto/tls can read, or any where
+// epoll is not built in): it hands consume a blocking read, so one call
+// lasts the whole connection.
 func serveInputBlocking(conn net.Conn, consume func(read func([]byte) (int, error)) bool) {
 	go func() {
 		// Owner: the WebSocket session. Exits when the socket fails or
