@@ -65,15 +65,15 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 		return err
 	}
 	logger := Logger(stdout, s.LogLevel)
+	var cert *certificate
 	var tlsConfig *tls.Config
 	if s.TLSCert != "" {
-		cert, err := loadCertificate(s.TLSCert, s.TLSKey, logger)
-		if err != nil {
+		if cert, err = loadCertificate(s.TLSCert, s.TLSKey, logger); err != nil {
 			return err
 		}
-		defer cert.reloadOnHangup()()
 		tlsConfig = cert.tlsConfig()
 	}
+	defer reloadOnHangup(cert, logger)()
 
 	// No I/O to Postgres here: the pool connects on first use, so the
 	// edge starts (and reports itself) even while the database is down.

@@ -88,9 +88,11 @@ func (c *certificate) tlsConfig() *tls.Config {
 	}
 }
 
-// reloadOnHangup reloads the certificate on each SIGHUP until stop is
-// called, which returns once its goroutine has.
-func (c *certificate) reloadOnHangup() (stop func()) {
+// reloadOnHangup reloads c (nil without TLS) on each SIGHUP until stop is
+// called, which returns once its goroutine has. SIGHUP never stops the
+// edge, so that a reload (systemd's ExecReload) is safe with or without
+// TLS.
+func reloadOnHangup(c *certificate, logger *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done, exited := make(chan struct{}), make(chan struct{})
@@ -100,6 +102,10 @@ func (c *certificate) reloadOnHangup() (stop func()) {
 		for {
 			select {
 			case <-hup:
+				if c == nil {
+					logger.Info("SIGHUP: nothing to reload (STREAMING_TLS_CERT is not set)")
+					continue
+				}
 				c.reload()
 			case <-done:
 				return

@@ -207,3 +207,23 @@ func TestCertificateReload(t *testing.T) {
 		})
 	}
 }
+
+// Without TLS, SIGHUP has nothing to reload and does not stop the edge.
+func TestHangUpWithoutTLS(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGHUP on Windows")
+	}
+	_, ns := testenv.Redis(t)
+	log := command(t, Edge, []string{"edge", "-all-in-one", "-mastodon-root", t.TempDir()}, baseEnv(t, ns))
+	addr := log.await(t, listeningRe)
+	hangUp(t)
+	log.await(t, regexp.MustCompile(`"msg":"(SIGHUP: nothing to reload)`))
+	resp, err := http.Get("http://" + addr + healthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("health %d after SIGHUP", resp.StatusCode)
+	}
+}
