@@ -10,6 +10,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,11 @@ type Store interface {
 type Config struct {
 	// Listener accepts client connections (TCP or a Unix socket). Required.
 	Listener net.Listener
+	// TLS, when set, makes the edge serve HTTPS on Listener, with HTTP/2
+	// as well as HTTP/1.1 (offered by ALPN): a browser's EventSources
+	// then share one connection. Its GetCertificate may swap certificates
+	// while the edge runs. Nil serves plain HTTP/1.1.
+	TLS *tls.Config
 	// NATS is the connection events arrive on. Required; the caller closes it.
 	NATS *nats.Conn
 	// Local means events are handed to Deliver in process by an
@@ -183,6 +189,8 @@ type Edge struct {
 	// wsWritePool is handed to gorilla so that its handshake allocates no
 	// write buffer; gorilla never writes after the handshake.
 	wsWritePool sync.Pool
+	// tlsBuffers gather each TLS client's writes of a round (tls.go).
+	tlsBuffers sync.Pool
 
 	draining atomic.Bool
 	conns    atomic.Int64 // admitted client connections
@@ -242,6 +250,9 @@ func (e *Edge) Run(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,        // Node's limit: larger headers get 431
 		ErrorLog:          slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug),
 	}
+	if e.cfg.TLS != nil {
+		srv.TLSConfig = e.cfg.TLS.Clone()
+	}
 	if err := e.hub.subscribeSystem(5 * time.Second); err != nil {
 		return err
 	}
@@ -264,7 +275,15 @@ func (e *Edge) Run(ctx context.Context) error {
 	wg.Go(func() { e.runReadiness(bg) })
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(e.cfg.Listener) }()
+	go func() {
+		if e.cfg.TLS == nil {
+			serveErr <- srv.Serve(e.cfg.Listener)
+			return
+		}
+		// ServeTLS offers h2 and http/1.1 by ALPN; the certificate
+		// comes from srv.TLSConfig.
+		serveErr <- srv.ServeTLS(e.cfg.Listener, "", "")
+	}()
 
 	select {
 	case <-ctx.Done():

@@ -29,9 +29,13 @@ type harness struct {
 	t    *testing.T
 	edge *Edge
 	url  string
-	nc   *nats.Conn
-	subj channel.Subjects
-	pool *pgxpool.Pool
+	// client and dialer reach the edge (newTLSHarness: over TLS, the
+	// client speaking HTTP/2).
+	client *http.Client
+	dialer *websocket.Dialer
+	nc     *nats.Conn
+	subj   channel.Subjects
+	pool   *pgxpool.Pool
 }
 
 func newHarness(t *testing.T, mods ...func(*Config)) *harness {
@@ -74,10 +78,14 @@ func newHarness(t *testing.T, mods ...func(*Config)) *harness {
 			t.Errorf("edge.Run did not return after cancel")
 		}
 	})
-	h := &harness{t: t, edge: e, url: "http://" + ln.Addr().String(), nc: nc, pool: pool}
+	h := &harness{t: t, edge: e, url: "http://" + ln.Addr().String(), nc: nc, pool: pool,
+		client: http.DefaultClient, dialer: websocket.DefaultDialer}
 	// Run serves only once its system subscriptions are in place: the
-	// first answer means the edge is fully up.
-	h.get("GET", "/api/v1/streaming/health", nil)
+	// first answer means the edge is fully up (newTLSHarness asks once its
+	// client trusts the certificate).
+	if cfg.TLS == nil {
+		h.get("GET", "/api/v1/streaming/health", nil)
+	}
 	return h
 }
 
@@ -109,7 +117,7 @@ func (h *harness) get(method, path string, hdr http.Header) (*http.Response, str
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -129,7 +137,7 @@ func (h *harness) sse(path, token string) *sseClient {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -205,7 +213,7 @@ func (c *sseClient) expectEnd() {
 // ws dials the WebSocket endpoint.
 func (h *harness) ws(path string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
 	h.t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(h.url, "http")+path, hdr)
+	c, resp, err := h.dialer.Dial("ws"+strings.TrimPrefix(h.url, "http")+path, hdr)
 	if c != nil {
 		h.t.Cleanup(func() { c.Close() })
 	}

@@ -28,6 +28,9 @@ var ssePaths = map[string]string{
 // then the stream paths (unknown path before authentication). Spillway adds
 // /readyz.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor > 1 {
+		w = &http2Headers{ResponseWriter: w}
+	}
 	reqID := uuid.NewString()
 	if isUpgrade(r) {
 		e.serveUpgrade(w, r, reqID)

@@ -240,6 +240,11 @@ func (o *outbox) flush() {
 
 		_ = o.conn.SetWriteDeadline(time.Now().Add(o.limits.writeTimeout))
 		_, err := bufs.WriteTo(o.conn)
+		if f, ok := o.conn.(interface{ Flush() error }); ok && err == nil {
+			// A connection that buffers writes (an HTTP/2 stream)
+			// sends the round's frames together.
+			err = f.Flush()
+		}
 		if err != nil {
 			o.mu.Lock()
 			if o.closed {

@@ -121,7 +121,7 @@ func (a admission) release() {
 // edge began draining meanwhile.
 func (e *Edge) open(s *session, a admission, conn net.Conn, ops transportOps) bool {
 	s.adm, s.ops = a, ops
-	s.out = newOutbox(conn, &e.limits, s.closed)
+	s.out = newOutbox(e.outboxConn(conn), &e.limits, s.closed)
 	s.life.teardown = s.teardown
 	if !e.track(s) {
 		a.release()

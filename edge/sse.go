@@ -18,6 +18,7 @@ var (
 // socket over from net/http: the response head and every chunk are written
 // by the session's outbox, and the handler goroutine returns at once. No
 // goroutine waits on an idle client: the edge's watcher notices it leaving.
+// An HTTP/2 stream cannot be taken over: serveSSEStream serves it.
 func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id store.Identity, stream string, q query) {
 	if !allows(id, stream) {
 		writeError(w, errScopes)
@@ -46,6 +47,10 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 	adm, aerr := e.admit()
 	if aerr != nil {
 		writeError(w, aerr)
+		return
+	}
+	if r.ProtoMajor > 1 {
+		e.serveSSEStream(w, r, adm, id, res)
 		return
 	}
 	conn, _, err := http.NewResponseController(w).Hijack()

@@ -169,7 +169,7 @@ func (h *harness) sseHeader(path string, hdr http.Header) *sseClient {
 	h.t.Helper()
 	req, _ := http.NewRequest("GET", h.url+path, nil)
 	req.Header = hdr
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -61,8 +62,19 @@ func newWatcher(logger *slog.Logger) (*watcher, error) {
 // watchClose calls left once, from the watch goroutine, when the client
 // hangs up, errs or sends anything but more bytes to discard. forget must
 // be called when the connection ends for any reason. ok is false when conn
-// cannot be watched (the caller must notice the end itself).
+// cannot be watched (the caller must notice the end itself). A TLS
+// connection is watched through its socket: SSE never reads the TLS stream
+// again, so what the client sends is discarded as on plain TCP, and its
+// hang-up is the end. Any other connection without a descriptor gets a
+// goroutine of its own.
 func (w *watcher) watchClose(conn net.Conn, left func()) (forget func(), ok bool) {
+	if tc, isTLS := conn.(*tls.Conn); isTLS {
+		conn = tc.NetConn()
+	}
+	if _, isSC := conn.(syscall.Conn); !isSC {
+		watchCloseBlocking(conn, left)
+		return func() {}, true
+	}
 	return w.add(conn, watched{left: left}, unix.EPOLLIN|unix.EPOLLRDHUP)
 }
 
@@ -72,7 +84,13 @@ func (w *watcher) watchClose(conn net.Conn, left func()) (forget func(), ok bool
 // wait for more input, false when it is done with the socket. stop is
 // called instead of consume when the socket can no longer be watched (the
 // edge is shutting down). forget must be called when the connection ends.
+// A connection without a descriptor of its own to poll (TLS) is read by a
+// goroutine of its own, with blocking reads.
 func (w *watcher) serveInput(conn net.Conn, consume func(read func([]byte) (int, error)) bool, stop func()) (forget func(), ok bool) {
+	if _, isSC := conn.(syscall.Conn); !isSC {
+		serveInputBlocking(conn, consume)
+		return func() {}, true
+	}
 	return w.add(conn, watched{consume: consume, stop: stop}, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLONESHOT)
 }
 

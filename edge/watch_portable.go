@@ -19,29 +19,12 @@ type watcher struct{}
 func newWatcher(*slog.Logger) (*watcher, error) { return &watcher{}, nil }
 
 func (w *watcher) watchClose(conn net.Conn, left func()) (forget func(), ok bool) {
-	go func() {
-		// Owner: the SSE session. Exits when the client leaves or the
-		// socket is closed.
-		buf := make([]byte, 64)
-		for {
-			if _, err := conn.Read(buf); err != nil {
-				break
-			}
-		}
-		left()
-	}()
+	watchCloseBlocking(conn, left)
 	return func() {}, true
 }
 
-// serveInput hands consume a blocking read, so one call lasts the whole
-// connection.
 func (w *watcher) serveInput(conn net.Conn, consume func(read func([]byte) (int, error)) bool, stop func()) (forget func(), ok bool) {
-	go func() {
-		// Owner: the WebSocket session. Exits when the socket fails or
-		// is closed.
-		for consume(conn.Read) {
-		}
-	}()
+	serveInputBlocking(conn, consume)
 	return func() {}, true
 }
 

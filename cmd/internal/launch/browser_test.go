@@ -268,22 +268,31 @@ type pageScenario struct {
 	open     []string // page calls that open the streams
 	streams  []pageStream
 	events   []railsEvent
+	// oneConnection: every EventSource must share one connection (HTTP/2).
+	oneConnection bool
 }
 
 // TestBrowser runs a real Chromium against an all-in-one server: a page
 // from another origin opens EventSource and WebSocket streams with a token
 // as Mastodon's web UI does, events published to Redis reach it, and the
-// browser's CORS checks pass. Another server (TLS and HTTP/2, say) is
-// another scenario with its base URL and protocol, and a page opening many
-// EventSources is one whose open and streams list them.
+// browser's CORS checks pass. The same server over TLS speaks HTTP/2, and
+// a page there opens eight EventSources (more than HTTP/1.1's six per host)
+// beside a WebSocket: each scenario has its server's base URL and protocol.
 func TestBrowser(t *testing.T) {
 	chromiumPath(t) // skip before starting anything
 	rdb, ns := testenv.Redis(t)
 	log := command(t, Edge, []string{"edge", "-all-in-one", "-mastodon-root", t.TempDir()}, baseEnv(t, ns))
 	edgeBase := "http://" + log.await(t, listeningRe)
-	// Started after the server, so stopped before it: the server then
-	// has no browser connections left to drain.
-	browser := startBrowser(t)
+	// The same server over TLS, with a certificate from a CA of the
+	// test's own, which the browser trusts by the key's hash.
+	cert := testenv.NewServerCert(t)
+	tlsEnv := baseEnv(t, ns)
+	tlsEnv["STREAMING_TLS_CERT"], tlsEnv["STREAMING_TLS_KEY"] = cert.CertFile, cert.KeyFile
+	tlsLog := command(t, Edge, []string{"edge", "-all-in-one", "-mastodon-root", t.TempDir()}, tlsEnv)
+	tlsBase := "https://" + tlsLog.await(t, listeningRe)
+	// Started after the servers, so stopped before them: the servers
+	// then have no browser connections left to drain.
+	browser := startBrowser(t, chromedp.Flag("ignore-certificate-errors-spki-list", cert.SPKIHash))
 	pages := httptest.NewServer(http.FileServer(http.Dir("testdata/browser")))
 	t.Cleanup(pages.Close)
 	pageURL := pages.URL + "/page.html"
@@ -309,6 +318,7 @@ func TestBrowser(t *testing.T) {
 			streams: []pageStream{{"es-user", "user", ""}, {"es-local", "public:local", ""}, {"es-tag", "hashtag", ""}},
 			events:  webUIEvents(),
 		},
+		manyEventSources(tlsBase, token),
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -318,6 +328,34 @@ func TestBrowser(t *testing.T) {
 	t.Run("preflighted fetch", func(t *testing.T) {
 		checkPreflight(t, browser, pageURL, edgeBase, token)
 	})
+}
+
+// manyEventSources is a page that opens eight EventSources to a server
+// speaking HTTP/2, beyond the six connections per host a browser holds
+// over HTTP/1.1 (the seventh and eighth would never open): they all share
+// one connection. A WebSocket beside them takes the HTTP/1.1 upgrade, on
+// a connection of its own.
+func manyEventSources(base, token string) pageScenario {
+	sc := pageScenario{name: "eight EventSources and a WebSocket over TLS", base: base, protocol: "h2", oneConnection: true, events: webUIEvents()}
+	paths := []struct{ stream, path string }{
+		{"user", "/api/v1/streaming/user"},
+		{"public:local", "/api/v1/streaming/public/local"},
+		{"hashtag", "/api/v1/streaming/hashtag?tag=" + url.QueryEscape("Café")},
+	}
+	for i := range 8 {
+		p := paths[i%len(paths)]
+		sep := "?"
+		if strings.Contains(p.path, "?") {
+			sep = "&"
+		}
+		client := fmt.Sprintf("es-%d", i+1)
+		sc.open = append(sc.open, jsCall("openEventSource", client, base+p.path+sep+"access_token="+token))
+		sc.streams = append(sc.streams, pageStream{client, p.stream, ""})
+	}
+	sc.open = append(sc.open, jsCall("openWebSocket", "wss", "wss"+strings.TrimPrefix(base, "https")+"/api/v1/streaming/", token,
+		[]map[string]string{{"stream": "user"}}))
+	sc.streams = append(sc.streams, pageStream{"wss", "user", `["user"]`})
+	return sc
 }
 
 // runPageScenario opens the scenario's streams in a fresh tab, waits until
@@ -425,14 +463,15 @@ func checkStreamRequests(t *testing.T, nl *netLog, sc pageScenario, origin, toke
 		clients[s.client] = true
 	}
 	var seen int
+	esConns := map[float64]bool{}
 	for _, r := range nl.requests() {
 		u, err := url.Parse(r.url)
 		if err != nil || u.Host != base.Host {
 			continue
 		}
 		seen++
-		t.Logf("%s %s %s: %d over %q; sent Origin %q; got Access-Control-Allow-Origin %q, Sec-WebSocket-Protocol %q",
-			r.kind, r.method, redactToken(r.url, token), r.status, r.protocol, r.reqHeader("Origin"),
+		t.Logf("%s %s %s: %d over %q (connection %v); sent Origin %q; got Access-Control-Allow-Origin %q, Sec-WebSocket-Protocol %q",
+			r.kind, r.method, redactToken(r.url, token), r.status, r.protocol, r.connID, r.reqHeader("Origin"),
 			r.respHeader("Access-Control-Allow-Origin"), r.respHeader("Sec-WebSocket-Protocol"))
 		if got := r.reqHeader("Origin"); got != origin {
 			t.Errorf("%s: sent Origin %q, want the page's %q", r.url, got, origin)
@@ -442,6 +481,7 @@ func checkStreamRequests(t *testing.T, nl *netLog, sc pageScenario, origin, toke
 		}
 		switch r.kind {
 		case string(network.ResourceTypeEventSource):
+			esConns[r.connID] = true
 			if r.status != 200 || r.respHeader("Access-Control-Allow-Origin") != "*" || r.protocol != sc.protocol {
 				t.Errorf("%s: status %d, Access-Control-Allow-Origin %q, protocol %q; want 200, *, %s",
 					r.url, r.status, r.respHeader("Access-Control-Allow-Origin"), r.protocol, sc.protocol)
@@ -457,6 +497,9 @@ func checkStreamRequests(t *testing.T, nl *netLog, sc pageScenario, origin, toke
 	}
 	if seen != len(clients) {
 		t.Errorf("the browser made %d requests to the server, want one per client (%d)", seen, len(clients))
+	}
+	if sc.oneConnection && len(esConns) != 1 {
+		t.Errorf("the EventSources used %d connections, want them all on one", len(esConns))
 	}
 }
 
@@ -548,6 +591,7 @@ type netRequest struct {
 	url, method, kind string
 	status            int64
 	protocol          string
+	connID            float64 // the browser's id of the connection that carried the response
 	sent, got         network.Headers
 	failure           string
 }
@@ -580,7 +624,7 @@ func (l *netLog) record(ev any) {
 		l.get(ev.RequestID).sent = ev.Headers
 	case *network.EventResponseReceived:
 		r := l.get(ev.RequestID)
-		r.status, r.protocol = ev.Response.Status, ev.Response.Protocol
+		r.status, r.protocol, r.connID = ev.Response.Status, ev.Response.Protocol, ev.Response.ConnectionID
 		if r.got == nil {
 			r.got = ev.Response.Headers
 		}

@@ -173,6 +173,7 @@ func checkConfig(ctx context.Context, t toolTarget, stdout io.Writer) error {
 	var natsURL string
 	if t.name == "edge" {
 		row("listen", s.Listen.Network+" "+s.Listen.Address)
+		row("tls", describeTLS(s))
 		if pgErr == nil {
 			row("postgres", describePostgres(pgcfg))
 		}
@@ -213,6 +214,9 @@ func checkConfig(ctx context.Context, t toolTarget, stdout io.Writer) error {
 	r.printf("Checks:\n")
 	if t.name == "edge" {
 		checkListen(ctx, r, "listen (PORT/BIND/SOCKET)", s.Listen, identifyEdge(s.Listen, s.Env))
+		if s.TLSCert != "" {
+			checkTLS(r, s)
+		}
 		if pgErr != nil {
 			r.fail("postgres", pgErr)
 		} else {

@@ -339,6 +339,8 @@ func TestBadConfigurationNamesTheVariable(t *testing.T) {
 		{"NODE_ENV", map[string]string{"NODE_ENV": "test"}, "Unable to resolve postgresql database configuration."},
 		{"prefix", map[string]string{"STREAMING_NATS_PREFIX": "a b"}, "STREAMING_NATS_PREFIX"},
 		{"grace", map[string]string{"STREAMING_SHUTDOWN_GRACE": "soon"}, "STREAMING_SHUTDOWN_GRACE"},
+		{"TLS key without certificate", map[string]string{"STREAMING_TLS_KEY": "/etc/ssl/key.pem"}, "STREAMING_TLS_CERT and STREAMING_TLS_KEY"},
+		{"TLS certificate missing", map[string]string{"STREAMING_TLS_CERT": "/nonexistent/cert.pem", "STREAMING_TLS_KEY": "/nonexistent/key.pem"}, "STREAMING_TLS_CERT /nonexistent/cert.pem"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,6 +66,15 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 		return err
 	}
 	logger := Logger(stdout, s.LogLevel)
+	var cert *certificate
+	var tlsConfig *tls.Config
+	if s.TLSCert != "" {
+		if cert, err = loadCertificate(s.TLSCert, s.TLSKey, logger); err != nil {
+			return err
+		}
+		tlsConfig = cert.tlsConfig()
+	}
+	defer reloadOnHangup(cert, logger)()
 
 	// No I/O to Postgres here: the pool connects on first use, so the
 	// edge starts (and reports itself) even while the database is down.
@@ -117,6 +127,7 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 	reg := prometheus.NewRegistry()
 	e, err := edge.New(edge.Config{
 		Listener:       ln,
+		TLS:            tlsConfig,
 		NATS:           nc,
 		Store:          store.NewObserved(pool, deps.Add("postgres", "").Observe),
 		Subjects:       s.Subjects,

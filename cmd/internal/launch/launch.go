@@ -38,6 +38,8 @@ var coreVariables = []struct{ Name, Default, Help string }{
 	{"STREAMING_QUEUE_FRAMES", "512", "Edge: frames queued for one slow client before it is disconnected."},
 	{"STREAMING_DEBUG_LISTEN", "unset", "Edge: serve Go's /debug/pprof profiles on this host:port (keep it private)."},
 	{"STREAMING_NATS_SHED_AFTER", "30s", "Edge: once its NATS connection has been down this long, close its clients (spread over STREAMING_SHUTDOWN_GRACE) so the load balancer moves them, and refuse new ones until NATS is back; 0 never sheds."},
+	{"STREAMING_TLS_CERT", "unset", "Edge: PEM file of the TLS certificate chain (leaf first). With STREAMING_TLS_KEY, the edge serves HTTPS with HTTP/2 and HTTP/1.1 on PORT/BIND or SOCKET; SIGHUP reloads both files (a pair that does not load keeps the one in use)."},
+	{"STREAMING_TLS_KEY", "unset", "Edge: PEM file of the private key of STREAMING_TLS_CERT."},
 	{"STREAMING_BROKER_HTTP_LISTEN", "unset", "Broker: serve /healthz, /readyz and /metrics on this host:port (the -metrics-listen flag wins when both are given)."},
 }
 
@@ -60,6 +62,10 @@ type Settings struct {
 
 	NATSShedAfter    time.Duration // 0 = never
 	BrokerHTTPListen string
+
+	// TLSCert and TLSKey are the edge's certificate and key files; both
+	// empty serves plain HTTP.
+	TLSCert, TLSKey string
 }
 
 // Load reads and validates the environment, after Mastodon's .env loading
@@ -76,6 +82,10 @@ func Load(env mastodonenv.Env, root string, wantListen bool) (Settings, error) {
 	if wantListen {
 		if s.Listen, err = mastodonenv.ListenFromEnv(env); err != nil {
 			return Settings{}, err
+		}
+		s.TLSCert, s.TLSKey = env.Get("STREAMING_TLS_CERT"), env.Get("STREAMING_TLS_KEY")
+		if (s.TLSCert == "") != (s.TLSKey == "") {
+			return Settings{}, errors.New("invalid STREAMING_TLS_CERT and STREAMING_TLS_KEY environment variables: set both to serve HTTPS, or neither")
 		}
 	}
 	s.NATSURL, s.NATSSet = env("STREAMING_NATS_URL")

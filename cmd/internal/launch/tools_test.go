@@ -314,6 +314,41 @@ func TestCheckConfig(t *testing.T) {
 			want:    []string{`(?m)^  FAIL  listen \(PORT/BIND/SOCKET\) 127\.0\.0\.1:\d+: in use by another program$`},
 		},
 		{
+			name: "edge over TLS",
+			main: Edge,
+			env: func(t *testing.T) map[string]string {
+				cert := testenv.NewServerCert(t)
+				return map[string]string{
+					"DATABASE_URL":       pgURL(t),
+					"PORT":               "0",
+					"STREAMING_NATS_URL": testenv.NATSServer(t),
+					"STREAMING_TLS_CERT": cert.CertFile,
+					"STREAMING_TLS_KEY":  cert.KeyFile,
+				}
+			},
+			want: []string{
+				`(?m)^  tls +HTTPS \(HTTP/2 and HTTP/1\.1\), certificate \S+/cert\.pem$`,
+				`(?m)^  STREAMING_TLS_KEY +\*\*\*\*\* +environment$`,
+				`(?m)^  ok +tls: certificate for localhost,127\.0\.0\.1,::1, issued by Spillway test CA, valid until \S+$`,
+				`(?m)^No problems found\.$`,
+			},
+		},
+		{
+			name: "edge: TLS key that is not the certificate's",
+			main: Edge,
+			env: func(t *testing.T) map[string]string {
+				return map[string]string{
+					"DATABASE_URL":       pgURL(t),
+					"PORT":               "0",
+					"STREAMING_NATS_URL": testenv.NATSServer(t),
+					"STREAMING_TLS_CERT": testenv.NewServerCert(t).CertFile,
+					"STREAMING_TLS_KEY":  testenv.NewServerCert(t).KeyFile,
+				}
+			},
+			wantErr: true,
+			want:    []string{`(?m)^  FAIL  tls: STREAMING_TLS_CERT \S+/cert\.pem, STREAMING_TLS_KEY: tls: private key does not match public key$`},
+		},
+		{
 			name: "edge: invalid variable",
 			main: Edge,
 			env: func(t *testing.T) map[string]string {
@@ -454,6 +489,14 @@ func TestHealthcheck(t *testing.T) {
 	unixEdge.Start()
 	t.Cleanup(unixEdge.Close)
 	closed := closedAddr(t)
+	tlsEdge := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == healthPath {
+			io.WriteString(w, "OK")
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(tlsEdge.Close)
 
 	tests := []struct {
 		name    string
@@ -465,6 +508,8 @@ func TestHealthcheck(t *testing.T) {
 	}{
 		{"edge up", Edge, nil, map[string]string{"BIND": "0.0.0.0", "PORT": port(t, edgeAddr)}, "OK (http://127.0.0.1:" + port(t, edgeAddr) + healthPath + ")", false},
 		{"edge on a socket", Edge, nil, map[string]string{"SOCKET": socket}, "OK (http://localhost" + healthPath + ")", false},
+		{"edge over TLS", Edge, nil, map[string]string{"PORT": port(t, tlsEdge.Listener.Addr().String()), "STREAMING_TLS_CERT": "/etc/ssl/cert.pem", "STREAMING_TLS_KEY": "/etc/ssl/key.pem"},
+			"OK (https://127.0.0.1:" + port(t, tlsEdge.Listener.Addr().String()) + healthPath + ")", false},
 		{"edge down", Edge, nil, map[string]string{"PORT": port(t, closed)}, closed, true},
 		{"edge draining", Edge, nil, map[string]string{"PORT": port(t, draining.Listener.Addr().String())}, "503 Service Unavailable Shutting down", true},
 		{"edge with a random port", Edge, nil, map[string]string{"PORT": "0"}, "chosen at random", true},
