@@ -95,6 +95,13 @@ type Config struct {
 	// MaxConnections caps concurrent client connections; beyond it new
 	// ones get 503. Zero means no cap.
 	MaxConnections int
+	// Limits bound what one client may take of the edge; the zero value
+	// limits nothing (DefaultLimits are the edge command's defaults).
+	Limits Limits
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client, whose address per-address limits count and logs show. Nil
+	// means DefaultTrustedProxies.
+	TrustedProxies *TrustedProxies
 	// ShutdownDelay keeps serving (health reporting 503) before closing
 	// clients, so a load balancer stops routing here first. Default 0.
 	ShutdownDelay time.Duration
@@ -152,6 +159,9 @@ func (c *Config) setDefaults() {
 	if c.FilterQueue == 0 {
 		c.FilterQueue = 1024
 	}
+	if c.TrustedProxies == nil {
+		c.TrustedProxies, _ = ParseTrustedProxies(DefaultTrustedProxies)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -170,6 +180,7 @@ type Edge struct {
 	filter         *filterer
 	metrics        *metrics
 	limits         outboxLimits
+	perClient      *clientLimits
 	metricsHandler http.Handler
 
 	// keepAlive holds, per transport, the wheel that runs each session's
@@ -198,12 +209,16 @@ func New(cfg Config) (*Edge, error) {
 	if err := channel.ValidPrefix(cfg.Subjects.Prefix); cfg.Subjects.Prefix != "" && err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	if err := cfg.Limits.validate(); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
 	cfg.setDefaults()
 	e := &Edge{
-		cfg:      cfg,
-		logger:   cfg.Logger.With("component", "edge"),
-		store:    cfg.Store,
-		sessions: make(map[*session]struct{}),
+		cfg:       cfg,
+		logger:    cfg.Logger.With("component", "edge"),
+		store:     cfg.Store,
+		sessions:  make(map[*session]struct{}),
+		perClient: newClientLimits(cfg.Limits),
 		limits: outboxLimits{
 			maxFrames:    cfg.MaxQueueFrames,
 			maxBytes:     cfg.MaxQueueBytes,

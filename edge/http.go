@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -68,6 +69,11 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errUnknownChannel)
 		return
 	}
+	c := e.clientOf(r)
+	if aerr := e.pace(c); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
 	q := parseQuery(rawQuery)
 	id, aerr := e.authenticate(r.Context(), r, q)
 	if aerr != nil {
@@ -79,7 +85,16 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		expressNotFound(w, r)
 		return
 	}
-	e.serveSSE(w, r, reqID, id, stream, q)
+	e.serveSSE(w, r, reqID, c, id, stream, q)
+}
+
+// pace applies the per-address pace of new streaming requests, before
+// authentication so that a flood of bad tokens reaches Postgres no faster.
+func (e *Edge) pace(c client) *apiError {
+	if !e.perClient.allowNew(c.limitKey(), time.Now()) {
+		return e.refusal(refusedConnectRate, errTooManyRequests)
+	}
+	return nil
 }
 
 // isUpgrade reports a request Node would hand to the 'upgrade' event:

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -85,31 +86,47 @@ func (e *Edge) newSession(id store.Identity, t transport) *session {
 // at teardown; a connection that goes no further than admission gives it
 // back itself with release.
 type admission struct {
-	edge *Edge
+	edge    *Edge
+	client  client
+	key     netip.Addr // the per-address limit key counted (limitKey)
+	account int64      // the account counted
 }
 
-// admit counts a new streaming connection, refusing it while the edge is
-// draining, while it sheds its clients for a lost NATS connection, or
-// beyond MaxConnections.
-func (e *Edge) admit() (admission, *apiError) {
+// admit counts a new streaming connection of id from c, refusing it while
+// the edge is draining, while it sheds its clients for a lost NATS
+// connection, beyond MaxConnections, or beyond the per-address and
+// per-account limits; each refusal is counted by reason.
+func (e *Edge) admit(c client, id store.Identity) (admission, *apiError) {
 	switch {
 	case e.draining.Load():
-		return admission{}, errDraining
+		return admission{}, e.refusal(refusedDraining, errDraining)
 	case e.ready.shedding.Load():
-		return admission{}, errNATSDown
+		return admission{}, e.refusal(refusedNATS, errNATSDown)
 	}
 	n := e.conns.Add(1)
 	if e.cfg.MaxConnections > 0 && n > int64(e.cfg.MaxConnections) {
 		e.conns.Add(-1)
-		return admission{}, errTooMany
+		return admission{}, e.refusal(refusedMax, errTooMany)
 	}
-	return admission{edge: e}, nil
+	a := admission{edge: e, client: c, key: c.limitKey(), account: id.AccountID}
+	if reason, aerr := e.perClient.take(a.key, a.account); aerr != nil {
+		e.conns.Add(-1)
+		return admission{}, e.refusal(reason, aerr)
+	}
+	return a, nil
+}
+
+// refusal counts a refused connection and returns its error.
+func (e *Edge) refusal(reason string, aerr *apiError) *apiError {
+	e.metrics.connectionsRefused.WithLabelValues(reason).Inc()
+	return aerr
 }
 
 // release gives the admission back.
 func (a admission) release() {
 	if a.edge != nil {
 		a.edge.conns.Add(-1)
+		a.edge.perClient.give(a.key, a.account)
 	}
 }
 
@@ -126,6 +143,7 @@ func (e *Edge) open(s *session, a admission, conn net.Conn, ops transportOps) bo
 	if !e.track(s) {
 		a.release()
 		_ = conn.Close()
+		e.metrics.connectionsRefused.WithLabelValues(refusedDraining).Inc()
 		return false
 	}
 	s.out.hold()
@@ -274,6 +292,26 @@ func (s *session) subscribe(r *resolved) (added bool, err error) {
 	s.mu.Unlock()
 	s.edge.metrics.connectedChannels.WithLabelValues(s.transport.String(), r.stream).Inc()
 	return true, nil
+}
+
+// room reports whether a stream with key may be added within max streams
+// (0: no limit): true too when the session has it already, as subscribing
+// again is then a no-op.
+func (s *session) room(key string, max int) bool {
+	if max <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.streams) < max {
+		return true
+	}
+	for _, st := range s.streams {
+		if st.key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // unsubscribe removes the stream with key; it does nothing when there is

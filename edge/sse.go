@@ -18,7 +18,7 @@ var (
 // socket over from net/http: the response head and every chunk are written
 // by the session's outbox, and the handler goroutine returns at once. No
 // goroutine waits on an idle client: the edge's watcher notices it leaving.
-func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id store.Identity, stream string, q query) {
+func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, c client, id store.Identity, stream string, q query) {
 	if !allows(id, stream) {
 		writeError(w, errScopes)
 		return
@@ -43,7 +43,7 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	adm, aerr := e.admit()
+	adm, aerr := e.admit(c, id)
 	if aerr != nil {
 		writeError(w, aerr)
 		return

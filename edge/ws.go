@@ -31,6 +31,11 @@ var (
 // Mastodon does (§8.1): no scope check here, every failure is a bare HTTP
 // response with X-Error-Message.
 func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string) {
+	from := e.clientOf(r)
+	if aerr := e.pace(from); aerr != nil {
+		refuseUpgrade(w, reqID, aerr)
+		return
+	}
 	q := parseQuery(r.URL.RawQuery)
 	id, aerr := e.authenticate(r.Context(), r, q)
 	if aerr != nil {
@@ -46,7 +51,7 @@ func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string
 		rawResponse(w, herr.status, "Connection: close\r\nContent-Type: text/html\r\nContent-Length: "+strconv.Itoa(len(herr.msg))+"\r\n"+extra, herr.msg)
 		return
 	}
-	adm, aerr := e.admit()
+	adm, aerr := e.admit(from, id)
 	if aerr != nil {
 		refuseUpgrade(w, reqID, aerr)
 		return
@@ -183,7 +188,8 @@ type wsSession struct {
 	*session
 	alive  atomic.Bool
 	in     wsframe.Reader
-	forget func() // drops the socket from the watcher
+	forget func()        // drops the socket from the watcher
+	pace   subscribePace // used by input rounds only, one at a time
 }
 
 func (e *Edge) startWS(c *websocket.Conn, adm admission, id store.Identity, q query) {
@@ -287,6 +293,10 @@ func (s *wsSession) handleMessage(data []byte) {
 		return
 	}
 	if m.subscribe {
+		if !s.pace.allow(s.edge.cfg.Limits, time.Now()) {
+			s.refuseSubscribe(refusedSubscribeRate, errTooManyRequests)
+			return
+		}
 		s.subscribeStream(m.stream, m.tag, m.list)
 	} else {
 		s.unsubscribeStream(m.stream, m.tag, m.list)
@@ -334,6 +344,10 @@ func (s *wsSession) subscribeStream(stream string, tag, list *jsjson.Value) {
 		s.sendError(aerr)
 		return
 	}
+	if !s.room(r.key, s.edge.cfg.Limits.StreamsPerSocket) {
+		s.refuseSubscribe(refusedStreams, errTooManyStreams)
+		return
+	}
 	if _, err := s.subscribe(r); err != nil {
 		s.edge.logger.Error("websocket subscribe", "err", err)
 		s.sendError(errUnexpected)
@@ -351,6 +365,13 @@ func (s *wsSession) unsubscribeStream(stream string, tag, list *jsjson.Value) {
 		return
 	}
 	s.unsubscribe(r.key)
+}
+
+// refuseSubscribe counts a subscribe refused by a per-socket limit and
+// answers it with an error frame; the socket stays open.
+func (s *wsSession) refuseSubscribe(reason string, aerr *apiError) {
+	s.edge.metrics.subscriptionsRefused.WithLabelValues(reason).Inc()
+	s.sendError(aerr)
 }
 
 // sendError sends {"error":"…","status":N}.
