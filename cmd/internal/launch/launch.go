@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spillway/spillway/broker"
+	"github.com/spillway/spillway/edge"
 	"github.com/spillway/spillway/shared/channel"
 	"github.com/spillway/spillway/shared/mastodonenv"
 	"github.com/spillway/spillway/shared/readiness"
@@ -26,7 +28,7 @@ import (
 
 // Variables lists Spillway's own environment variables with their meaning,
 // for --help and the README.
-var Variables = append(coreVariables, natsVariables...)
+var Variables = slices.Concat(coreVariables, limitVariables, natsVariables)
 
 var coreVariables = []struct{ Name, Default, Help string }{
 	{"STREAMING_NATS_URL", "nats://127.0.0.1:4222 (edge); unset (broker)", "NATS server or cluster URL(s), comma-separated. Edge: where to receive events. Broker: when set, publish there instead of embedding a NATS server."},
@@ -57,6 +59,8 @@ type Settings struct {
 	ShutdownDelay  time.Duration
 	ShutdownGrace  time.Duration
 	QueueFrames    int
+	Limits         edge.Limits          // edge only
+	TrustedProxies *edge.TrustedProxies // edge only (TRUSTED_PROXY_IP)
 
 	NATSShedAfter    time.Duration // 0 = never
 	BrokerHTTPListen string
@@ -75,6 +79,9 @@ func Load(env mastodonenv.Env, root string, wantListen bool) (Settings, error) {
 	}
 	if wantListen {
 		if s.Listen, err = mastodonenv.ListenFromEnv(env); err != nil {
+			return Settings{}, err
+		}
+		if err := loadClientLimits(env, &s); err != nil {
 			return Settings{}, err
 		}
 	}
