@@ -286,7 +286,10 @@ func (e *Edge) Run(ctx context.Context) error {
 	// visible and waitSessions may call wg.Wait.
 	e.mu.Lock()
 	e.draining.Store(true)
+	clients := len(e.sessions)
 	e.mu.Unlock()
+	drainStart := time.Now()
+	e.logger.Info("draining", "clients", clients, "delay", e.cfg.ShutdownDelay.String(), "grace", e.cfg.ShutdownGrace.String())
 	if err == nil && e.cfg.ShutdownDelay > 0 {
 		time.Sleep(e.cfg.ShutdownDelay)
 	}
@@ -296,12 +299,13 @@ func (e *Edge) Run(ctx context.Context) error {
 	// hijacked, so they are closed here, spread over the grace period.
 	sessionsGone := make(chan struct{})
 	var closer sync.WaitGroup
-	closer.Go(func() { e.closeSessions(e.cfg.ShutdownGrace, sessionsGone, nil) })
+	closer.Go(func() { e.closeSessions(e.cfg.ShutdownGrace, sessionsGone, nil, reasonShutdown) })
 	if serr := srv.Shutdown(shutCtx); serr != nil && err == nil {
 		err = fmt.Errorf("edge: shutdown: %w", serr)
 	}
-	e.waitSessions(shutCtx)
+	cut := e.waitSessions(shutCtx)
 	close(sessionsGone)
+	e.logger.Info("drained", "took", time.Since(drainStart).Round(time.Millisecond).String(), "cut", cut)
 	closer.Wait()
 	stopBG()
 	wg.Wait()
@@ -314,10 +318,10 @@ func (e *Edge) Run(ctx context.Context) error {
 }
 
 // closeSessions ends every session open now as shutdown does (WebSocket
-// close 1001, SSE response completed), spreading the closes over window.
-// It returns early once stop is closed or halt (if set) reports true, and
-// reports how many of how many sessions it closed.
-func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}, halt func() bool) (closed, total int) {
+// close 1001, SSE response completed), for why, spreading the closes over
+// window. It returns early once stop is closed or halt (if set) reports
+// true, and reports how many of how many sessions it closed.
+func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}, halt func() bool, why closeReason) (closed, total int) {
 	e.mu.Lock()
 	all := make([]*session, 0, len(e.sessions))
 	for s := range e.sessions {
@@ -333,7 +337,7 @@ func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}, halt fu
 		if halt != nil && halt() {
 			return i, len(all)
 		}
-		s.ops.goingAway()
+		s.ops.goingAway(why)
 		if step <= 0 {
 			continue
 		}
@@ -353,8 +357,8 @@ func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}, halt fu
 }
 
 // waitSessions waits for session goroutines, or until ctx ends, when the
-// remaining sockets are cut.
-func (e *Edge) waitSessions(ctx context.Context) {
+// remaining sockets are cut; it reports how many were.
+func (e *Edge) waitSessions(ctx context.Context) (cut int) {
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {
@@ -362,11 +366,13 @@ func (e *Edge) waitSessions(ctx context.Context) {
 	case <-ctx.Done():
 		e.mu.Lock()
 		for s := range e.sessions {
-			s.out.abort()
+			s.out.abort(reasonShutdown)
+			cut++
 		}
 		e.mu.Unlock()
 		<-done
 	}
+	return cut
 }
 
 // track registers a session for shutdown; it returns false when the edge is

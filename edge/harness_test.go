@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ type harness struct {
 	nc   *nats.Conn
 	subj channel.Subjects
 	pool *pgxpool.Pool
+	stop func() // shuts the edge down and waits for Run; idempotent
 }
 
 func newHarness(t *testing.T, mods ...func(*Config)) *harness {
@@ -63,7 +65,7 @@ func newHarness(t *testing.T, mods ...func(*Config)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -74,7 +76,8 @@ func newHarness(t *testing.T, mods ...func(*Config)) *harness {
 			t.Errorf("edge.Run did not return after cancel")
 		}
 	})
-	return &harness{t: t, edge: e, url: "http://" + ln.Addr().String(), nc: nc, pool: pool}
+	t.Cleanup(stop)
+	return &harness{t: t, edge: e, url: "http://" + ln.Addr().String(), nc: nc, pool: pool, stop: stop}
 }
 
 // publish puts a Redis-shaped message on a channel, as the broker does.

@@ -65,27 +65,29 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	stream, ok := ssePaths[path]
+	rq := &streamRequest{id: reqID, transport: transportSSE, client: e.clientOf(r), path: path, stream: stream}
 	if !ok {
-		writeError(w, errUnknownChannel)
+		e.refuseSSE(w, rq, errUnknownChannel)
 		return
 	}
-	c := e.clientOf(r)
-	if aerr := e.pace(c); aerr != nil {
-		writeError(w, aerr)
+	if aerr := e.pace(rq.client); aerr != nil {
+		e.refuseSSE(w, rq, aerr)
 		return
 	}
 	q := parseQuery(rawQuery)
 	id, aerr := e.authenticate(r.Context(), r, q)
 	if aerr != nil {
-		writeError(w, aerr)
+		e.refuseSSE(w, rq, aerr)
 		return
 	}
+	rq.account = id.AccountID
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		// Authenticated, but Express has no route for the method.
+		e.logRefused(rq, &apiError{http.StatusNotFound, "Cannot " + r.Method})
 		expressNotFound(w, r)
 		return
 	}
-	e.serveSSE(w, r, reqID, c, id, stream, q)
+	e.serveSSE(w, r, rq, id, q)
 }
 
 // pace applies the per-address pace of new streaming requests, before
@@ -95,6 +97,12 @@ func (e *Edge) pace(c client) *apiError {
 		return e.refusal(refusedConnectRate, errTooManyRequests)
 	}
 	return nil
+}
+
+// refuseSSE logs a refused SSE request and sends Mastodon's JSON error.
+func (e *Edge) refuseSSE(w http.ResponseWriter, rq *streamRequest, aerr *apiError) {
+	e.logRefused(rq, aerr)
+	writeError(w, aerr)
 }
 
 // isUpgrade reports a request Node would hand to the 'upgrade' event:

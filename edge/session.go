@@ -34,8 +34,9 @@ func (t transport) String() string {
 type transportOps interface {
 	// kill ends the session as Mastodon does on `kill`.
 	kill()
-	// goingAway ends the session for shutdown.
-	goingAway()
+	// goingAway ends the session for shutdown, or for shedding while NATS
+	// is down (why says which).
+	goingAway(why closeReason)
 	// keepAlive runs once per keep-alive period: the SSE heartbeat, the
 	// WebSocket ping.
 	keepAlive()
@@ -55,7 +56,9 @@ type session struct {
 	ops       transportOps
 	adm       admission
 	life      life
-	beat      int // slot in the transport's keep-alive wheel
+	beat      int    // slot in the transport's keep-alive wheel
+	reqID     string // X-Request-Id, for the log lines
+	opened    time.Time
 
 	// filters caches the account's keyword filters for this connection.
 	// Nil means not loaded; filtersGen counts invalidations, so a load
@@ -65,6 +68,10 @@ type session struct {
 
 	mu      sync.Mutex
 	streams []stream // guarded by mu
+	// names lists the stream names subscribed over the session's life, in
+	// the order of their first subscription, for its log lines. Names
+	// carry no tag or list id, so there are at most a dozen. Guarded by mu.
+	names []string
 }
 
 // stream is one subscribed stream of a session: what Mastodon calls a
@@ -75,8 +82,8 @@ type stream struct {
 	subs []*subscription
 }
 
-func (e *Edge) newSession(id store.Identity, t transport) *session {
-	s := &session{edge: e, id: id, transport: t}
+func (e *Edge) newSession(reqID string, id store.Identity, t transport) *session {
+	s := &session{edge: e, id: id, transport: t, reqID: reqID}
 	s.life.busy = 1 // the handler setting the session up
 	return s
 }
@@ -138,12 +145,14 @@ func (a admission) release() {
 // edge began draining meanwhile.
 func (e *Edge) open(s *session, a admission, conn net.Conn, ops transportOps) bool {
 	s.adm, s.ops = a, ops
+	s.opened = time.Now()
 	s.out = newOutbox(conn, &e.limits, s.closed)
 	s.life.teardown = s.teardown
 	if !e.track(s) {
 		a.release()
 		_ = conn.Close()
 		e.metrics.connectionsRefused.WithLabelValues(refusedDraining).Inc()
+		s.logRefused(errDraining)
 		return false
 	}
 	s.out.hold()
@@ -155,10 +164,12 @@ func (e *Edge) open(s *session, a admission, conn net.Conn, ops transportOps) bo
 }
 
 // start ends the transport's set-up: head (if any) is written, then what
-// was queued meanwhile, and the set-up's piece of work in the session's
-// life is over.
+// was queued meanwhile, the connection's first log line, and the set-up's
+// piece of work in the session's life is over (so the last line, which
+// teardown writes, always comes after).
 func (s *session) start(head []byte) {
 	s.out.release(head)
+	s.logOpened()
 	s.life.leave()
 }
 
@@ -173,6 +184,7 @@ func (s *session) teardown() {
 	e.metrics.connectedChannels.WithLabelValues(s.transport.String(), "system").Sub(2)
 	e.metrics.connectedClients.WithLabelValues(s.transport.String()).Dec()
 	s.adm.release()
+	s.logClosed()
 	e.untrack(s)
 }
 
@@ -228,8 +240,8 @@ func (l *life) closed() {
 func (s *session) attach(o *outbox) { s.out = o }
 
 // closed is called by the outbox exactly once.
-func (s *session) closed(slow bool) {
-	if slow {
+func (s *session) closed(why closeReason) {
+	if why == reasonSlow {
 		s.edge.metrics.slowClients.WithLabelValues(s.transport.String()).Inc()
 	}
 	s.life.closed()
@@ -289,6 +301,9 @@ func (s *session) subscribe(r *resolved) (added bool, err error) {
 	}
 	s.mu.Lock()
 	s.streams = append(s.streams, stream{key: r.key, name: r.stream, subs: subs})
+	if !slices.Contains(s.names, r.stream) {
+		s.names = append(s.names, r.stream)
+	}
 	s.mu.Unlock()
 	s.edge.metrics.connectedChannels.WithLabelValues(s.transport.String(), r.stream).Inc()
 	return true, nil

@@ -31,19 +31,21 @@ var (
 // Mastodon does (§8.1): no scope check here, every failure is a bare HTTP
 // response with X-Error-Message.
 func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string) {
-	from := e.clientOf(r)
-	if aerr := e.pace(from); aerr != nil {
-		refuseUpgrade(w, reqID, aerr)
+	rq := &streamRequest{id: reqID, transport: transportWS, client: e.clientOf(r), path: r.URL.Path}
+	if aerr := e.pace(rq.client); aerr != nil {
+		e.refuseUpgrade(w, rq, aerr)
 		return
 	}
 	q := parseQuery(r.URL.RawQuery)
 	id, aerr := e.authenticate(r.Context(), r, q)
 	if aerr != nil {
-		refuseUpgrade(w, reqID, aerr)
+		e.refuseUpgrade(w, rq, aerr)
 		return
 	}
+	rq.account = id.AccountID
 	protocols, herr := checkHandshake(r)
 	if herr != nil {
+		e.logRefused(rq, herr)
 		extra := ""
 		if herr.status == http.StatusBadRequest && herr.msg == msgBadVersion {
 			extra = "Sec-WebSocket-Version: 13, 8\r\n"
@@ -51,9 +53,9 @@ func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string
 		rawResponse(w, herr.status, "Connection: close\r\nContent-Type: text/html\r\nContent-Length: "+strconv.Itoa(len(herr.msg))+"\r\n"+extra, herr.msg)
 		return
 	}
-	adm, aerr := e.admit(from, id)
+	adm, aerr := e.admit(rq.client, id)
 	if aerr != nil {
-		refuseUpgrade(w, reqID, aerr)
+		e.refuseUpgrade(w, rq, aerr)
 		return
 	}
 	respHeader := http.Header{"X-Request-Id": {reqID}}
@@ -66,9 +68,16 @@ func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string
 	if err != nil {
 		adm.release()
 		e.logger.Debug("websocket upgrade failed", "err", err)
+		e.logRefused(rq, errUnexpected)
 		return
 	}
-	e.startWS(c, adm, id, q)
+	e.startWS(c, rq.id, adm, id, q)
+}
+
+// refuseUpgrade logs a refused upgrade and refuses it as Mastodon does.
+func (e *Edge) refuseUpgrade(w http.ResponseWriter, rq *streamRequest, aerr *apiError) {
+	e.logRefused(rq, aerr)
+	refuseUpgrade(w, rq.id, aerr)
 }
 
 // upgrader is built per call because it is cheap and keeps Edge free of
@@ -192,12 +201,12 @@ type wsSession struct {
 	pace   subscribePace // used by input rounds only, one at a time
 }
 
-func (e *Edge) startWS(c *websocket.Conn, adm admission, id store.Identity, q query) {
+func (e *Edge) startWS(c *websocket.Conn, reqID string, adm admission, id store.Identity, q query) {
 	// gorilla's Conn is dropped here: it did the handshake, the outbox
 	// writes and wsframe.Reader reads.
 	conn := c.NetConn()
 	_ = conn.SetDeadline(time.Time{})
-	s := &wsSession{session: e.newSession(id, transportWS)}
+	s := &wsSession{session: e.newSession(reqID, id, transportWS)}
 	s.in.Limit = e.cfg.MaxMessageSize
 	s.alive.Store(true)
 	if !e.open(s.session, adm, conn, s) {
@@ -208,7 +217,7 @@ func (e *Edge) startWS(c *websocket.Conn, adm admission, id store.Identity, q qu
 	}
 	var ok bool
 	if s.forget, ok = e.watch.serveInput(conn, s.consume, s.out.end); !ok {
-		s.out.abort()
+		s.out.abort(reasonServerError)
 	}
 	s.start(nil) // gorilla wrote the response head
 }
@@ -242,14 +251,14 @@ func (s *wsSession) consume(read func([]byte) (int, error)) bool {
 
 // kill closes without a status code, as Mastodon does (clients report
 // 1005); goingAway closes with 1001.
-func (s *wsSession) kill()      { s.out.finish(wsCloseKill) }
-func (s *wsSession) goingAway() { s.out.finish(wsCloseGoingAway) }
+func (s *wsSession) kill()                     { s.out.finish(wsCloseKill, reasonKill) }
+func (s *wsSession) goingAway(why closeReason) { s.out.finish(wsCloseGoingAway, why) }
 
 // keepAlive is Mastodon's ping: a client that did not answer the previous
 // ping is cut without a close frame.
 func (s *wsSession) keepAlive() {
 	if !s.alive.Swap(false) {
-		s.out.abort()
+		s.out.abort(reasonPingTimeout)
 		return
 	}
 	s.out.send(wsPing)
@@ -265,7 +274,7 @@ func (s *wsSession) release() {
 // wsframe.Handler of its reader.
 func (s *wsSession) GotMessage(op byte, data []byte) bool {
 	if op == wsframe.OpBinary {
-		s.out.finish(wsBinaryRefused)
+		s.out.finish(wsBinaryRefused, reasonProtocol)
 		return false
 	}
 	s.handleMessage(data)
@@ -277,13 +286,19 @@ func (s *wsSession) GotPing(data []byte) { s.out.send(wsframe.Frame(wsframe.OpPo
 func (s *wsSession) GotPong() { s.alive.Store(true) }
 
 // GotClose echoes the client's close code, or answers a protocol violation
-// with its code, and closes once queued frames are out.
+// with its code, and closes once queued frames are out. The codes of
+// violations are logged as protocol errors (also when a client sends one
+// of them itself), every other close as the client leaving.
 func (s *wsSession) GotClose(code int) {
+	why := reasonClientLeft
+	if wsframe.Violation(code) {
+		why = reasonProtocol
+	}
 	if code == wsframe.CloseNoStatus {
-		s.out.finish(wsCloseKill)
+		s.out.finish(wsCloseKill, why)
 		return
 	}
-	s.out.finish(wsframe.Close(code, ""))
+	s.out.finish(wsframe.Close(code, ""), why)
 }
 
 // handleMessage applies one client message (§8.2 item 3).

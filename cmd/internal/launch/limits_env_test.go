@@ -2,10 +2,12 @@ package launch
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spillway/spillway/edge"
 	"github.com/spillway/spillway/shared/mastodonenv"
@@ -109,8 +111,8 @@ func TestHelpListsLimitVariables(t *testing.T) {
 
 // The edge command applies TRUSTED_PROXY_IP and the limits: through the
 // default trust, X-Forwarded-For from loopback names the client, whose
-// connections STREAMING_MAX_CONNECTIONS_PER_IP counts;
-// without trust in loopback the header is ignored.
+// connections STREAMING_MAX_CONNECTIONS_PER_IP counts; the connection log
+// names it; without trust in loopback the header is ignored.
 func TestEdgeAppliesClientLimits(t *testing.T) {
 	_, ns := testenv.Redis(t)
 	get := func(addr, xff string) (*http.Response, error) {
@@ -121,10 +123,11 @@ func TestEdgeAppliesClientLimits(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		trust  string
-		second int // status of a second connection with another X-Forwarded-For
+		remote string // the address the log names
+		second int    // status of a second connection with another X-Forwarded-For
 	}{
-		{"", 200},
-		{"192.0.2.1", 429},
+		{"", "203.0.113.7", 200},
+		{"192.0.2.1", "127.0.0.1", 429},
 	} {
 		t.Run("trust="+tc.trust, func(t *testing.T) {
 			env := baseEnv(t, ns)
@@ -159,6 +162,15 @@ func TestEdgeAppliesClientLimits(t *testing.T) {
 			if other.StatusCode != tc.second {
 				t.Fatalf("another client: %d, want %d", other.StatusCode, tc.second)
 			}
+			testenv.Eventually(t, 10*time.Second, func() error {
+				for line := range strings.SplitSeq(log.String(), "\n") {
+					var m map[string]any
+					if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "connection opened" && m["remote_addr"] == tc.remote {
+						return nil
+					}
+				}
+				return io.ErrUnexpectedEOF
+			})
 		})
 	}
 }
