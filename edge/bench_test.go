@@ -82,7 +82,7 @@ func benchEdge(b *testing.B) *Edge {
 func benchSessions(e *Edge, n int, t transport, rule *feedRule) []*subscription {
 	subs := make([]*subscription, n)
 	for i := range subs {
-		s := e.newSession(store.Identity{AccountID: int64(i%1000 + 1)}, t)
+		s := e.newSession("", store.Identity{AccountID: int64(i%1000 + 1)}, t)
 		o := newOutbox(discardConn{}, &e.limits, s.closed)
 		o.write = func(fr frame) (int, error) { return fr.len(), nil }
 		s.attach(o)

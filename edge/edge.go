@@ -105,6 +105,13 @@ type Config struct {
 	// MaxConnections caps concurrent client connections; beyond it new
 	// ones get 503. Zero means no cap.
 	MaxConnections int
+	// Limits bound what one client may take of the edge; the zero value
+	// limits nothing (DefaultLimits are the edge command's defaults).
+	Limits Limits
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client, whose address per-address limits count and logs show. Nil
+	// means DefaultTrustedProxies.
+	TrustedProxies *TrustedProxies
 	// ShutdownDelay keeps serving (health reporting 503) before closing
 	// clients, so a load balancer stops routing here first. Default 0.
 	ShutdownDelay time.Duration
@@ -162,6 +169,9 @@ func (c *Config) setDefaults() {
 	if c.FilterQueue == 0 {
 		c.FilterQueue = 1024
 	}
+	if c.TrustedProxies == nil {
+		c.TrustedProxies, _ = ParseTrustedProxies(DefaultTrustedProxies)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -180,6 +190,7 @@ type Edge struct {
 	filter         *filterer
 	metrics        *metrics
 	limits         outboxLimits
+	perClient      *clientLimits
 	metricsHandler http.Handler
 
 	// keepAlive holds, per transport, the wheel that runs each session's
@@ -210,12 +221,16 @@ func New(cfg Config) (*Edge, error) {
 	if err := channel.ValidPrefix(cfg.Subjects.Prefix); cfg.Subjects.Prefix != "" && err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	if err := cfg.Limits.validate(); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
 	cfg.setDefaults()
 	e := &Edge{
-		cfg:      cfg,
-		logger:   cfg.Logger.With("component", "edge"),
-		store:    cfg.Store,
-		sessions: make(map[*session]struct{}),
+		cfg:       cfg,
+		logger:    cfg.Logger.With("component", "edge"),
+		store:     cfg.Store,
+		sessions:  make(map[*session]struct{}),
+		perClient: newClientLimits(cfg.Limits),
 		limits: outboxLimits{
 			maxFrames:    cfg.MaxQueueFrames,
 			maxBytes:     cfg.MaxQueueBytes,
@@ -294,7 +309,10 @@ func (e *Edge) Run(ctx context.Context) error {
 	// visible and waitSessions may call wg.Wait.
 	e.mu.Lock()
 	e.draining.Store(true)
+	clients := len(e.sessions)
 	e.mu.Unlock()
+	drainStart := time.Now()
+	e.logger.Info("draining", "clients", clients, "delay", e.cfg.ShutdownDelay.String(), "grace", e.cfg.ShutdownGrace.String())
 	if err == nil && e.cfg.ShutdownDelay > 0 {
 		time.Sleep(e.cfg.ShutdownDelay)
 	}
@@ -304,12 +322,13 @@ func (e *Edge) Run(ctx context.Context) error {
 	// hijacked, so they are closed here, spread over the grace period.
 	sessionsGone := make(chan struct{})
 	var closer sync.WaitGroup
-	closer.Go(func() { e.closeSessions(e.cfg.ShutdownGrace, sessionsGone, nil) })
+	closer.Go(func() { e.closeSessions(e.cfg.ShutdownGrace, sessionsGone, nil, reasonShutdown) })
 	if serr := srv.Shutdown(shutCtx); serr != nil && err == nil {
 		err = fmt.Errorf("edge: shutdown: %w", serr)
 	}
-	e.waitSessions(shutCtx)
+	cut := e.waitSessions(shutCtx)
 	close(sessionsGone)
+	e.logger.Info("drained", "took", time.Since(drainStart).Round(time.Millisecond).String(), "cut", cut)
 	closer.Wait()
 	stopBG()
 	wg.Wait()
@@ -322,10 +341,10 @@ func (e *Edge) Run(ctx context.Context) error {
 }
 
 // closeSessions ends every session open now as shutdown does (WebSocket
-// close 1001, SSE response completed), spreading the closes over window.
-// It returns early once stop is closed or halt (if set) reports true, and
-// reports how many of how many sessions it closed.
-func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}, halt func() bool) (closed, total int) {
+// close 1001, SSE response completed), for why, spreading the closes over
+// window. It returns early once stop is closed or halt (if set) reports
+// true, and reports how many of how many sessions it closed.
+func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}, halt func() bool, why closeReason) (closed, total int) {
 	e.mu.Lock()
 	all := make([]*session, 0, len(e.sessions))
 	for s := range e.sessions {
@@ -341,7 +360,7 @@ func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}, halt fu
 		if halt != nil && halt() {
 			return i, len(all)
 		}
-		s.ops.goingAway()
+		s.ops.goingAway(why)
 		if step <= 0 {
 			continue
 		}
@@ -361,8 +380,8 @@ func (e *Edge) closeSessions(window time.Duration, stop <-chan struct{}, halt fu
 }
 
 // waitSessions waits for session goroutines, or until ctx ends, when the
-// remaining sockets are cut.
-func (e *Edge) waitSessions(ctx context.Context) {
+// remaining sockets are cut; it reports how many were.
+func (e *Edge) waitSessions(ctx context.Context) (cut int) {
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {
@@ -370,11 +389,13 @@ func (e *Edge) waitSessions(ctx context.Context) {
 	case <-ctx.Done():
 		e.mu.Lock()
 		for s := range e.sessions {
-			s.out.abort()
+			s.out.abort(reasonShutdown)
+			cut++
 		}
 		e.mu.Unlock()
 		<-done
 	}
+	return cut
 }
 
 // track registers a session for shutdown; it returns false when the edge is

@@ -102,7 +102,7 @@ func benchPublicFiltering(b *testing.B, clients int) {
 	}
 	for i := range clients {
 		t := transport(i % 2)
-		s := e.newSession(ids[i%benchAccounts], t)
+		s := e.newSession("", ids[i%benchAccounts], t)
 		o := newOutbox(discardConn{}, &e.limits, s.closed)
 		o.write = lat.record
 		s.attach(o)

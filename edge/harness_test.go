@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ type harness struct {
 	nc     *nats.Conn
 	subj   channel.Subjects
 	pool   *pgxpool.Pool
+	stop func() // shuts the edge down and waits for Run; idempotent
 }
 
 func newHarness(t *testing.T, mods ...func(*Config)) *harness {
@@ -67,7 +69,7 @@ func newHarness(t *testing.T, mods ...func(*Config)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -78,7 +80,8 @@ func newHarness(t *testing.T, mods ...func(*Config)) *harness {
 			t.Errorf("edge.Run did not return after cancel")
 		}
 	})
-	h := &harness{t: t, edge: e, url: "http://" + ln.Addr().String(), nc: nc, pool: pool,
+	t.Cleanup(stop)
+	h := &harness{t: t, edge: e, url: "http://" + ln.Addr().String(), nc: nc, pool: pool, stop: stop,
 		client: http.DefaultClient, dialer: websocket.DefaultDialer}
 	// Run serves only once its system subscriptions are in place: the
 	// first answer means the edge is fully up (newTLSHarness asks once its

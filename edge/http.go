@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -67,22 +68,44 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	stream, ok := ssePaths[path]
+	rq := &streamRequest{id: reqID, transport: transportSSE, client: e.clientOf(r), path: path, stream: stream}
 	if !ok {
-		writeError(w, errUnknownChannel)
+		e.refuseSSE(w, rq, errUnknownChannel)
+		return
+	}
+	if aerr := e.pace(rq.client); aerr != nil {
+		e.refuseSSE(w, rq, aerr)
 		return
 	}
 	q := parseQuery(rawQuery)
 	id, aerr := e.authenticate(r.Context(), r, q)
 	if aerr != nil {
-		writeError(w, aerr)
+		e.refuseSSE(w, rq, aerr)
 		return
 	}
+	rq.account = id.AccountID
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		// Authenticated, but Express has no route for the method.
+		e.logRefused(rq, &apiError{http.StatusNotFound, "Cannot " + r.Method})
 		expressNotFound(w, r)
 		return
 	}
-	e.serveSSE(w, r, reqID, id, stream, q)
+	e.serveSSE(w, r, rq, id, q)
+}
+
+// pace applies the per-address pace of new streaming requests, before
+// authentication so that a flood of bad tokens reaches Postgres no faster.
+func (e *Edge) pace(c client) *apiError {
+	if !e.perClient.allowNew(c.limitKey(), time.Now()) {
+		return e.refusal(refusedConnectRate, errTooManyRequests)
+	}
+	return nil
+}
+
+// refuseSSE logs a refused SSE request and sends Mastodon's JSON error.
+func (e *Edge) refuseSSE(w http.ResponseWriter, rq *streamRequest, aerr *apiError) {
+	e.logRefused(rq, aerr)
+	writeError(w, aerr)
 }
 
 // isUpgrade reports a request Node would hand to the 'upgrade' event:

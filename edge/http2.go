@@ -27,20 +27,20 @@ import (
 // stream's life, since HTTP/2 ends a stream when its handler returns. The
 // response headers are what net/http sends for those set here (lower-case,
 // in its order, with date; no transfer-encoding or connection fields).
-func (e *Edge) serveSSEStream(w http.ResponseWriter, r *http.Request, adm admission, id store.Identity, res *resolved) {
+func (e *Edge) serveSSEStream(w http.ResponseWriter, r *http.Request, rq *streamRequest, adm admission, id store.Identity, res *resolved) {
 	h := w.Header()
 	h["Content-Type"] = []string{"text/event-stream"}
 	h["Cache-Control"] = []string{"private, no-store"}
 	c := newStreamConn(w, r)
-	s := &sseSession{session: e.newSession(id, transportSSE)}
+	s := &sseSession{session: e.newSession(rq.id, id, transportSSE)}
 	if !e.open(s.session, adm, c, s) {
 		c.exit()
-		writeError(w, errDraining)
+		e.refuseSSE(w, rq, errDraining)
 		return
 	}
 	if _, err := s.subscribe(res); err != nil {
 		e.logger.Error("sse subscribe", "err", err)
-		s.out.abort()
+		s.out.abort(reasonServerError)
 	}
 	w.WriteHeader(http.StatusOK)
 	s.start(sseOpen)

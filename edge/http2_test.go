@@ -138,7 +138,7 @@ func TestHTTP2StreamsShareOneConnection(t *testing.T) {
 func TestHTTP2GoingAway(t *testing.T) {
 	h, _ := newTLSHarness(t)
 	c := h.sse("/api/v1/streaming/user", "alice-read-token")
-	h.edge.closeSessions(0, nil, nil)
+	h.edge.closeSessions(0, nil, nil, reasonShutdown)
 	if err := c.end(); err != nil {
 		t.Fatalf("%v, want a complete response", err)
 	}

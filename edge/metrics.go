@@ -27,6 +27,9 @@ type metrics struct {
 	tokenQueries      prometheus.Counter
 	filterJobs        prometheus.Counter
 	framesWritten     *prometheus.CounterVec
+
+	connectionsRefused   *prometheus.CounterVec
+	subscriptionsRefused *prometheus.CounterVec
 }
 
 // channelLabels are the stream label values Mastodon primes.
@@ -98,6 +101,14 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 			Name: "spillway_frames_written_total",
 			Help: "Event frames handed to client sockets, by connection type (the same deliveries messages_sent_total counts, under Spillway's name).",
 		}, []string{"type"}),
+		connectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_connections_refused_total",
+			Help: "Streaming connections refused before they opened, by reason: the edge draining or shedding (nats_down), its own cap (max_connections), or a per-client limit.",
+		}, []string{"reason"}),
+		subscriptionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_subscriptions_refused_total",
+			Help: "WebSocket subscribe messages refused by a per-socket limit, by reason.",
+		}, []string{"reason"}),
 		filterJobs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spillway_filtered_statuses_total",
 			Help: "Statuses on public and hashtag channels that went through per-user filtering.",
@@ -105,7 +116,8 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 	}
 	reg.MustRegister(m.framesWritten, m.filterJobs, m.connectedClients, m.connectedChannels, m.redisSubs, m.redisMessages,
 		m.messagesSent, m.eventsReceived, m.eventsDropped, m.slowClients, m.latency,
-		m.natsSubscriptions, m.filterQueries, m.filterErrors, m.tokenQueries)
+		m.natsSubscriptions, m.filterQueries, m.filterErrors, m.tokenQueries,
+		m.connectionsRefused, m.subscriptionsRefused)
 	for _, t := range []string{"websocket", "eventsource"} {
 		m.connectedClients.WithLabelValues(t)
 		m.messagesSent.WithLabelValues(t)
@@ -115,6 +127,12 @@ func newMetrics(reg prometheus.Registerer, pool PoolStats, natsConnected func() 
 	}
 	for _, k := range []string{"malformed", "filter_queue_full", "filter_error", "invalid_status", "dispatch_queue_full"} {
 		m.eventsDropped.WithLabelValues(k)
+	}
+	for _, k := range []string{refusedDraining, refusedNATS, refusedMax, refusedPerIP, refusedPerAccount, refusedConnectRate} {
+		m.connectionsRefused.WithLabelValues(k)
+	}
+	for _, k := range []string{refusedStreams, refusedSubscribeRate} {
+		m.subscriptionsRefused.WithLabelValues(k)
 	}
 	if pool != nil {
 		reg.MustRegister(

@@ -28,7 +28,7 @@ type outbox struct {
 	// write, when set, replaces the non-blocking write(2) (benchmarks).
 	write   func(frame) (int, error)
 	limits  *outboxLimits
-	onClose func(slow bool) // called once, without mu held, when the outbox closes
+	onClose func(closeReason) // called once, without mu held, when the outbox closes
 
 	mu       sync.Mutex
 	pending  net.Buffers // what is left to write, frames in parts
@@ -37,6 +37,51 @@ type outbox struct {
 	flushing bool
 	closing  bool // final bytes are queued: close after the queue drains
 	closed   bool
+	// reason is why the outbox closed, or began closing: set once, by
+	// whoever ended it first.
+	reason closeReason
+	// written counts the bytes the kernel accepted, events the event
+	// frames handed over (written or queued), for the connection's log
+	// line: plain adds under the mutex each write holds anyway.
+	written int64
+	events  int64
+}
+
+// closeReason is why a connection ended, as its log line says.
+type closeReason uint8
+
+const (
+	reasonNone        closeReason = iota
+	reasonClientLeft              // the client closed, or its socket failed
+	reasonKill                    // Mastodon's kill: token revoked, account suspended
+	reasonSlow                    // the client could not keep up
+	reasonShutdown                // the edge is shutting down
+	reasonNATSLost                // shed while NATS is down
+	reasonPingTimeout             // no pong to the previous ping
+	reasonProtocol                // a WebSocket protocol violation or a binary message
+	reasonServerError             // the edge could not serve the connection
+)
+
+func (r closeReason) String() string {
+	switch r {
+	case reasonClientLeft:
+		return "client_left"
+	case reasonKill:
+		return "kill"
+	case reasonSlow:
+		return "slow_client"
+	case reasonShutdown:
+		return "shutdown"
+	case reasonNATSLost:
+		return "nats_lost"
+	case reasonPingTimeout:
+		return "ping_timeout"
+	case reasonProtocol:
+		return "protocol_error"
+	case reasonServerError:
+		return "server_error"
+	}
+	return "unknown"
 }
 
 // outboxLimits bound one client's queue; shared by all outboxes of an edge.
@@ -46,7 +91,7 @@ type outboxLimits struct {
 	writeTimeout time.Duration
 }
 
-func newOutbox(conn net.Conn, limits *outboxLimits, onClose func(slow bool)) *outbox {
+func newOutbox(conn net.Conn, limits *outboxLimits, onClose func(closeReason)) *outbox {
 	return &outbox{conn: conn, fd: directFD(conn), limits: limits, onClose: onClose}
 }
 
@@ -66,13 +111,17 @@ func (o *outbox) tryWrite(fr frame) (int, error) {
 	return writeDirect(o.fd, fr)
 }
 
-// send queues b for the client; see sendFrame.
-func (o *outbox) send(b []byte) bool { return o.sendFrame(frame{body: b}) }
+// send queues b, a frame that is not an event (a heartbeat, a ping, an
+// error), for the client; see sendFrame.
+func (o *outbox) send(b []byte) bool { return o.put(frame{body: b}, 0) }
 
-// sendFrame queues fr for the client. It never blocks on the client. It
-// reports false when the outbox is closed or has just been closed (slow or
-// broken).
-func (o *outbox) sendFrame(fr frame) bool {
+// sendFrame queues the event frame fr for the client. It never blocks on
+// the client. It reports false when the outbox is closed or has just been
+// closed (slow or broken).
+func (o *outbox) sendFrame(fr frame) bool { return o.put(fr, 1) }
+
+// put queues fr, counting it as events event frames.
+func (o *outbox) put(fr frame, events int64) bool {
 	o.mu.Lock()
 	if o.closed || o.closing {
 		o.mu.Unlock()
@@ -82,19 +131,22 @@ func (o *outbox) sendFrame(fr frame) bool {
 	if !o.flushing && len(o.pending) == 0 {
 		var err error
 		n, err = o.tryWrite(fr)
+		o.written += int64(n)
 		if err == nil && n == fr.len() {
+			o.events += events
 			o.mu.Unlock()
 			return true
 		}
 		if err != nil && err != errWouldBlock {
-			o.closeLocked(false)
+			o.closeLocked(reasonClientLeft)
 			return false
 		}
 	}
 	if o.frames >= o.limits.maxFrames || o.bytes+fr.len()-n > o.limits.maxBytes {
-		o.closeLocked(true)
+		o.closeLocked(reasonSlow)
 		return false
 	}
+	o.events += events
 	// Queue what is left, skipping the n bytes already written.
 	for _, p := range [3][]byte{fr.head, fr.body, fr.tail} {
 		if n >= len(p) {
@@ -141,7 +193,9 @@ func (o *outbox) release(head []byte) {
 		return
 	}
 	if len(o.pending) == 0 {
-		if n, err := o.tryWrite(frame{body: head}); err == nil && n == len(head) {
+		n, err := o.tryWrite(frame{body: head})
+		o.written += int64(n)
+		if err == nil && n == len(head) {
 			o.flushing = false
 			o.mu.Unlock()
 			return
@@ -157,14 +211,16 @@ func (o *outbox) release(head []byte) {
 }
 
 // finish queues final bytes (an SSE terminator, a WebSocket close frame) and
-// closes the connection once everything queued before them is written.
-func (o *outbox) finish(final []byte) {
+// closes the connection, for why, once everything queued before them is
+// written.
+func (o *outbox) finish(final []byte, why closeReason) {
 	o.mu.Lock()
 	if o.closed || o.closing {
 		o.mu.Unlock()
 		return
 	}
 	o.closing = true
+	o.reason = why
 	if len(final) > 0 {
 		o.pending = append(o.pending, final)
 		o.frames++
@@ -181,45 +237,63 @@ func (o *outbox) finish(final []byte) {
 	go o.flush()
 }
 
-// end closes the connection unless a finish is already draining the queue,
-// in which case the flusher closes it (bounded by the write timeout).
+// end closes the connection because the client left (or its input
+// ended), unless a finish is already draining the queue, in which case
+// the flusher closes it (bounded by the write timeout).
 func (o *outbox) end() {
 	o.mu.Lock()
 	if o.closed || o.closing {
 		o.mu.Unlock()
 		return
 	}
-	o.closeLocked(false)
+	o.closeLocked(reasonClientLeft)
 }
 
-// abort closes the connection at once, dropping anything queued.
-func (o *outbox) abort() {
+// abort closes the connection at once, for why, dropping anything queued.
+func (o *outbox) abort(why closeReason) {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
 		return
 	}
-	o.closeLocked(false)
+	o.closeLocked(why)
 }
 
-// closeLocked closes the connection. Lock must be held; it is released.
-func (o *outbox) closeLocked(slow bool) {
+// closeLocked closes the connection, recording why unless a reason is
+// already set (a finish that was draining). Lock must be held; it is
+// released.
+func (o *outbox) closeLocked(why closeReason) {
 	o.closed = true
+	if o.reason == reasonNone {
+		o.reason = why
+	}
+	why = o.reason
 	o.pending = nil
 	o.frames, o.bytes = 0, 0
 	o.mu.Unlock()
 	_ = o.conn.Close()
 	if o.onClose != nil {
-		o.onClose(slow)
+		o.onClose(why)
 	}
+}
+
+// stats reports what the outbox sent and why it closed (reasonNone while
+// open).
+func (o *outbox) stats() (written, events int64, why closeReason) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.written, o.events, o.reason
 }
 
 // flush drains the queue with blocking, deadline-bounded writev calls. It is
 // the only goroutine an outbox ever starts; it exits when the queue is empty
 // (or the connection is closed).
 func (o *outbox) flush() {
+	var wrote int64 // by the previous round, counted under the lock
 	for {
 		o.mu.Lock()
+		o.written += wrote
+		wrote = 0
 		if o.closed {
 			o.mu.Unlock()
 			return
@@ -227,7 +301,7 @@ func (o *outbox) flush() {
 		if len(o.pending) == 0 {
 			o.flushing = false
 			if o.closing {
-				o.closeLocked(false)
+				o.closeLocked(reasonNone)
 				return
 			}
 			o.mu.Unlock()
@@ -239,20 +313,26 @@ func (o *outbox) flush() {
 		o.mu.Unlock()
 
 		_ = o.conn.SetWriteDeadline(time.Now().Add(o.limits.writeTimeout))
-		_, err := bufs.WriteTo(o.conn)
+		var err error
+		wrote, err = bufs.WriteTo(o.conn)
 		if f, ok := o.conn.(interface{ Flush() error }); ok && err == nil {
-			// A connection that buffers writes (an HTTP/2 stream)
+			// A connection that buffers writes (an HTTP/2 stream, TLS)
 			// sends the round's frames together.
 			err = f.Flush()
 		}
 		if err != nil {
 			o.mu.Lock()
+			o.written += wrote
 			if o.closed {
 				o.mu.Unlock()
 				return
 			}
+			why := reasonClientLeft
 			var ne net.Error
-			o.closeLocked(errors.As(err, &ne) && ne.Timeout())
+			if errors.As(err, &ne) && ne.Timeout() {
+				why = reasonSlow
+			}
+			o.closeLocked(why)
 			return
 		}
 	}

@@ -2,10 +2,13 @@ package edge
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/spillway/spillway/shared/testenv"
 )
 
 // A frame in parts that the socket takes only partly must go out whole and
@@ -36,7 +39,7 @@ func TestOutboxPartialWriteOfFrameInParts(t *testing.T) {
 		if !o.sendFrame(fr) || !o.send(next) {
 			t.Fatalf("split %d: send refused", n)
 		}
-		o.finish(nil)
+		o.finish(nil, reasonShutdown)
 		b := <-got
 		if all := append(direct.Bytes(), b...); !bytes.Equal(all, want) {
 			t.Fatalf("split %d: wrote %q, want %q", n, all, want)
@@ -48,9 +51,9 @@ func TestOutboxPartialWriteOfFrameInParts(t *testing.T) {
 // maxFrames frames, however many parts they have.
 func TestOutboxCountsFramesNotParts(t *testing.T) {
 	_, server := net.Pipe()
-	closed := make(chan bool, 1)
+	closed := make(chan closeReason, 1)
 	limits := &outboxLimits{maxFrames: 3, maxBytes: 1 << 20, writeTimeout: time.Second}
-	o := newOutbox(server, limits, func(slow bool) { closed <- slow })
+	o := newOutbox(server, limits, func(why closeReason) { closed <- why })
 	o.write = func(frame) (int, error) { return 0, errWouldBlock }
 	o.hold() // nothing reaches the pipe, as with a full socket buffer
 	fr := frame{head: []byte("h"), body: []byte("b"), tail: []byte("t")}
@@ -62,8 +65,11 @@ func TestOutboxCountsFramesNotParts(t *testing.T) {
 	if o.sendFrame(fr) {
 		t.Fatal("fourth frame accepted")
 	}
-	if slow := <-closed; !slow {
-		t.Fatal("closed, but not as slow")
+	if why := <-closed; why != reasonSlow {
+		t.Fatalf("closed as %v, not as slow", why)
+	}
+	if _, _, why := o.stats(); why != reasonSlow {
+		t.Fatalf("stats say %v", why)
 	}
 }
 
@@ -96,7 +102,7 @@ func TestOutboxWriteAllocatesNothing(t *testing.T) {
 	}()
 	limits := &outboxLimits{maxFrames: 512, maxBytes: 4 << 20, writeTimeout: time.Second}
 	o := newOutbox(server, limits, nil)
-	defer o.abort()
+	defer o.abort(reasonShutdown)
 	whole := frame{body: bytes.Repeat([]byte("w"), 3500)}
 	parts := frame{head: []byte("head"), body: whole.body, tail: []byte("tail")}
 	allocs := testing.AllocsPerRun(200, func() {
@@ -105,5 +111,63 @@ func TestOutboxWriteAllocatesNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per two writes", allocs)
+	}
+}
+
+// The outbox counts the bytes the socket took, written at once or by the
+// flusher, and the event frames handed to it, and keeps the first reason
+// it was closed for.
+func TestOutboxStatsAndReason(t *testing.T) {
+	tests := []struct {
+		name  string
+		close func(o *outbox)
+		want  closeReason
+	}{
+		{"finish, then the client leaves", func(o *outbox) { o.finish([]byte("bye"), reasonKill); o.end() }, reasonKill},
+		{"client leaves, then a kill", func(o *outbox) { o.end(); o.finish([]byte("bye"), reasonKill) }, reasonClientLeft},
+		{"abort", func(o *outbox) { o.abort(reasonPingTimeout); o.abort(reasonShutdown) }, reasonPingTimeout},
+		{"shed", func(o *outbox) { o.finish(nil, reasonNATSLost); o.abort(reasonShutdown) }, reasonNATSLost},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := net.Pipe()
+			got := make(chan int, 1)
+			go func() {
+				b, _ := io.ReadAll(client)
+				got <- len(b)
+			}()
+			closed := make(chan closeReason, 1)
+			limits := &outboxLimits{maxFrames: 8, maxBytes: 1 << 20, writeTimeout: time.Second}
+			o := newOutbox(server, limits, func(why closeReason) { closed <- why })
+			calls := 0
+			o.write = func(f frame) (int, error) {
+				calls++
+				if calls == 1 {
+					return 4, errWouldBlock // the rest goes through the flusher
+				}
+				return 0, errWouldBlock
+			}
+			ev := frame{head: []byte("head"), body: []byte("body"), tail: []byte("tail")}
+			if !o.sendFrame(ev) || !o.send([]byte("ping")) || !o.sendFrame(ev) {
+				t.Fatal("send refused")
+			}
+			testenv.Eventually(t, 5*time.Second, func() error {
+				if n, _, _ := o.stats(); n != 28 {
+					return fmt.Errorf("%d bytes counted, want 28", n)
+				}
+				return nil
+			})
+			tc.close(o)
+			if why := <-closed; why != tc.want {
+				t.Fatalf("onClose told %v, want %v", why, tc.want)
+			}
+			n, events, why := o.stats()
+			if why != tc.want || events != 2 {
+				t.Fatalf("stats: %d events, reason %v; want 2, %v", events, why, tc.want)
+			}
+			if read := <-got; int64(read)+4 != n {
+				t.Fatalf("client read %d bytes after the 4 written directly; %d counted", read, n)
+			}
+		})
 	}
 }

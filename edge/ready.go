@@ -157,7 +157,7 @@ func (e *Edge) shedWhileNATSDown(ctx context.Context) {
 // 1001, SSE response completed), spread over window, and stops early when
 // NATS comes back or ctx ends.
 func (e *Edge) shed(ctx context.Context, window time.Duration) {
-	closed, total := e.closeSessions(window, ctx.Done(), e.ready.nats.Up)
+	closed, total := e.closeSessions(window, ctx.Done(), e.ready.nats.Up, reasonNATSLost)
 	if closed < total {
 		e.logger.Info("NATS back: stopped closing clients", "closed", closed, "kept", total-closed)
 		return

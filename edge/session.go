@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -33,8 +34,9 @@ func (t transport) String() string {
 type transportOps interface {
 	// kill ends the session as Mastodon does on `kill`.
 	kill()
-	// goingAway ends the session for shutdown.
-	goingAway()
+	// goingAway ends the session for shutdown, or for shedding while NATS
+	// is down (why says which).
+	goingAway(why closeReason)
 	// keepAlive runs once per keep-alive period: the SSE heartbeat, the
 	// WebSocket ping.
 	keepAlive()
@@ -54,7 +56,9 @@ type session struct {
 	ops       transportOps
 	adm       admission
 	life      life
-	beat      int // slot in the transport's keep-alive wheel
+	beat      int    // slot in the transport's keep-alive wheel
+	reqID     string // X-Request-Id, for the log lines
+	opened    time.Time
 
 	// filters caches the account's keyword filters for this connection.
 	// Nil means not loaded; filtersGen counts invalidations, so a load
@@ -64,6 +68,10 @@ type session struct {
 
 	mu      sync.Mutex
 	streams []stream // guarded by mu
+	// names lists the stream names subscribed over the session's life, in
+	// the order of their first subscription, for its log lines. Names
+	// carry no tag or list id, so there are at most a dozen. Guarded by mu.
+	names []string
 }
 
 // stream is one subscribed stream of a session: what Mastodon calls a
@@ -74,8 +82,8 @@ type stream struct {
 	subs []*subscription
 }
 
-func (e *Edge) newSession(id store.Identity, t transport) *session {
-	s := &session{edge: e, id: id, transport: t}
+func (e *Edge) newSession(reqID string, id store.Identity, t transport) *session {
+	s := &session{edge: e, id: id, transport: t, reqID: reqID}
 	s.life.busy = 1 // the handler setting the session up
 	return s
 }
@@ -85,31 +93,47 @@ func (e *Edge) newSession(id store.Identity, t transport) *session {
 // at teardown; a connection that goes no further than admission gives it
 // back itself with release.
 type admission struct {
-	edge *Edge
+	edge    *Edge
+	client  client
+	key     netip.Addr // the per-address limit key counted (limitKey)
+	account int64      // the account counted
 }
 
-// admit counts a new streaming connection, refusing it while the edge is
-// draining, while it sheds its clients for a lost NATS connection, or
-// beyond MaxConnections.
-func (e *Edge) admit() (admission, *apiError) {
+// admit counts a new streaming connection of id from c, refusing it while
+// the edge is draining, while it sheds its clients for a lost NATS
+// connection, beyond MaxConnections, or beyond the per-address and
+// per-account limits; each refusal is counted by reason.
+func (e *Edge) admit(c client, id store.Identity) (admission, *apiError) {
 	switch {
 	case e.draining.Load():
-		return admission{}, errDraining
+		return admission{}, e.refusal(refusedDraining, errDraining)
 	case e.ready.shedding.Load():
-		return admission{}, errNATSDown
+		return admission{}, e.refusal(refusedNATS, errNATSDown)
 	}
 	n := e.conns.Add(1)
 	if e.cfg.MaxConnections > 0 && n > int64(e.cfg.MaxConnections) {
 		e.conns.Add(-1)
-		return admission{}, errTooMany
+		return admission{}, e.refusal(refusedMax, errTooMany)
 	}
-	return admission{edge: e}, nil
+	a := admission{edge: e, client: c, key: c.limitKey(), account: id.AccountID}
+	if reason, aerr := e.perClient.take(a.key, a.account); aerr != nil {
+		e.conns.Add(-1)
+		return admission{}, e.refusal(reason, aerr)
+	}
+	return a, nil
+}
+
+// refusal counts a refused connection and returns its error.
+func (e *Edge) refusal(reason string, aerr *apiError) *apiError {
+	e.metrics.connectionsRefused.WithLabelValues(reason).Inc()
+	return aerr
 }
 
 // release gives the admission back.
 func (a admission) release() {
 	if a.edge != nil {
 		a.edge.conns.Add(-1)
+		a.edge.perClient.give(a.key, a.account)
 	}
 }
 
@@ -121,11 +145,14 @@ func (a admission) release() {
 // edge began draining meanwhile.
 func (e *Edge) open(s *session, a admission, conn net.Conn, ops transportOps) bool {
 	s.adm, s.ops = a, ops
+	s.opened = time.Now()
 	s.out = newOutbox(e.outboxConn(conn), &e.limits, s.closed)
 	s.life.teardown = s.teardown
 	if !e.track(s) {
 		a.release()
 		_ = conn.Close()
+		e.metrics.connectionsRefused.WithLabelValues(refusedDraining).Inc()
+		s.logRefused(errDraining)
 		return false
 	}
 	s.out.hold()
@@ -137,10 +164,12 @@ func (e *Edge) open(s *session, a admission, conn net.Conn, ops transportOps) bo
 }
 
 // start ends the transport's set-up: head (if any) is written, then what
-// was queued meanwhile, and the set-up's piece of work in the session's
-// life is over.
+// was queued meanwhile, the connection's first log line, and the set-up's
+// piece of work in the session's life is over (so the last line, which
+// teardown writes, always comes after).
 func (s *session) start(head []byte) {
 	s.out.release(head)
+	s.logOpened()
 	s.life.leave()
 }
 
@@ -155,6 +184,7 @@ func (s *session) teardown() {
 	e.metrics.connectedChannels.WithLabelValues(s.transport.String(), "system").Sub(2)
 	e.metrics.connectedClients.WithLabelValues(s.transport.String()).Dec()
 	s.adm.release()
+	s.logClosed()
 	e.untrack(s)
 }
 
@@ -210,8 +240,8 @@ func (l *life) closed() {
 func (s *session) attach(o *outbox) { s.out = o }
 
 // closed is called by the outbox exactly once.
-func (s *session) closed(slow bool) {
-	if slow {
+func (s *session) closed(why closeReason) {
+	if why == reasonSlow {
 		s.edge.metrics.slowClients.WithLabelValues(s.transport.String()).Inc()
 	}
 	s.life.closed()
@@ -271,9 +301,32 @@ func (s *session) subscribe(r *resolved) (added bool, err error) {
 	}
 	s.mu.Lock()
 	s.streams = append(s.streams, stream{key: r.key, name: r.stream, subs: subs})
+	if !slices.Contains(s.names, r.stream) {
+		s.names = append(s.names, r.stream)
+	}
 	s.mu.Unlock()
 	s.edge.metrics.connectedChannels.WithLabelValues(s.transport.String(), r.stream).Inc()
 	return true, nil
+}
+
+// room reports whether a stream with key may be added within max streams
+// (0: no limit): true too when the session has it already, as subscribing
+// again is then a no-op.
+func (s *session) room(key string, max int) bool {
+	if max <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.streams) < max {
+		return true
+	}
+	for _, st := range s.streams {
+		if st.key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // unsubscribe removes the stream with key; it does nothing when there is

@@ -19,9 +19,10 @@ var (
 // by the session's outbox, and the handler goroutine returns at once. No
 // goroutine waits on an idle client: the edge's watcher notices it leaving.
 // An HTTP/2 stream cannot be taken over: serveSSEStream serves it.
-func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id store.Identity, stream string, q query) {
+func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, rq *streamRequest, id store.Identity, q query) {
+	stream := rq.stream
 	if !allows(id, stream) {
-		writeError(w, errScopes)
+		e.refuseSSE(w, rq, errScopes)
 		return
 	}
 	switch stream {
@@ -34,7 +35,7 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 	res, aerr := e.resolve(ctx, id, stream, queryParam(q, "tag"), queryParam(q, "list"))
 	cancel()
 	if aerr != nil {
-		writeError(w, aerr)
+		e.refuseSSE(w, rq, aerr)
 		return
 	}
 	if r.Method == http.MethodHead {
@@ -44,30 +45,30 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	adm, aerr := e.admit()
+	adm, aerr := e.admit(rq.client, id)
 	if aerr != nil {
-		writeError(w, aerr)
+		e.refuseSSE(w, rq, aerr)
 		return
 	}
 	if r.ProtoMajor > 1 {
-		e.serveSSEStream(w, r, adm, id, res)
+		e.serveSSEStream(w, r, rq, adm, id, res)
 		return
 	}
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		adm.release()
 		e.logger.Error("sse hijack", "err", err)
-		writeError(w, errUnexpected)
+		e.refuseSSE(w, rq, errUnexpected)
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
-	s := &sseSession{session: e.newSession(id, transportSSE)}
+	s := &sseSession{session: e.newSession(rq.id, id, transportSSE)}
 	if !e.open(s.session, adm, conn, s) {
 		return
 	}
 	if _, err := s.subscribe(res); err != nil {
 		e.logger.Error("sse subscribe", "err", err)
-		s.out.abort()
+		s.out.abort(reasonServerError)
 	}
 	// The session ends when the outbox closes the socket: because the
 	// client left (the watcher ends the outbox), or on kill, a slow
@@ -76,9 +77,9 @@ func (e *Edge) serveSSE(w http.ResponseWriter, r *http.Request, reqID string, id
 	if s.forget, ok = e.watch.watchClose(conn, s.out.end); !ok {
 		// Not watchable: end now rather than hold a client nobody
 		// would notice leaving.
-		s.out.abort()
+		s.out.abort(reasonServerError)
 	}
-	s.start(sseHead(reqID, r.Close))
+	s.start(sseHead(rq.id, r.Close))
 }
 
 // sseSession is the SSE side of a session.
@@ -88,9 +89,9 @@ type sseSession struct {
 }
 
 // kill and goingAway complete the response, as Mastodon ends it on kill.
-func (s *sseSession) kill()      { s.out.finish(sseTerminator) }
-func (s *sseSession) goingAway() { s.out.finish(sseTerminator) }
-func (s *sseSession) keepAlive() { s.out.send(sseThump) }
+func (s *sseSession) kill()                     { s.out.finish(sseTerminator, reasonKill) }
+func (s *sseSession) goingAway(why closeReason) { s.out.finish(sseTerminator, why) }
+func (s *sseSession) keepAlive()                { s.out.send(sseThump) }
 
 func (s *sseSession) release() {
 	if s.forget != nil {

@@ -31,14 +31,21 @@ var (
 // Mastodon does: no scope check here, every failure is a bare HTTP
 // response with X-Error-Message.
 func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string) {
+	rq := &streamRequest{id: reqID, transport: transportWS, client: e.clientOf(r), path: r.URL.Path}
+	if aerr := e.pace(rq.client); aerr != nil {
+		e.refuseUpgrade(w, rq, aerr)
+		return
+	}
 	q := parseQuery(r.URL.RawQuery)
 	id, aerr := e.authenticate(r.Context(), r, q)
 	if aerr != nil {
-		refuseUpgrade(w, reqID, aerr)
+		e.refuseUpgrade(w, rq, aerr)
 		return
 	}
+	rq.account = id.AccountID
 	protocols, herr := checkHandshake(r)
 	if herr != nil {
+		e.logRefused(rq, herr)
 		extra := ""
 		if herr.status == http.StatusBadRequest && herr.msg == msgBadVersion {
 			extra = "Sec-WebSocket-Version: 13, 8\r\n"
@@ -46,9 +53,9 @@ func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string
 		rawResponse(w, herr.status, "Connection: close\r\nContent-Type: text/html\r\nContent-Length: "+strconv.Itoa(len(herr.msg))+"\r\n"+extra, herr.msg)
 		return
 	}
-	adm, aerr := e.admit()
+	adm, aerr := e.admit(rq.client, id)
 	if aerr != nil {
-		refuseUpgrade(w, reqID, aerr)
+		e.refuseUpgrade(w, rq, aerr)
 		return
 	}
 	respHeader := http.Header{"X-Request-Id": {reqID}}
@@ -61,9 +68,16 @@ func (e *Edge) serveUpgrade(w http.ResponseWriter, r *http.Request, reqID string
 	if err != nil {
 		adm.release()
 		e.logger.Debug("websocket upgrade failed", "err", err)
+		e.logRefused(rq, errUnexpected)
 		return
 	}
-	e.startWS(c, adm, id, q)
+	e.startWS(c, rq.id, adm, id, q)
+}
+
+// refuseUpgrade logs a refused upgrade and refuses it as Mastodon does.
+func (e *Edge) refuseUpgrade(w http.ResponseWriter, rq *streamRequest, aerr *apiError) {
+	e.logRefused(rq, aerr)
+	refuseUpgrade(w, rq.id, aerr)
 }
 
 // upgrader is built per call because it is cheap and keeps Edge free of
@@ -183,15 +197,16 @@ type wsSession struct {
 	*session
 	alive  atomic.Bool
 	in     wsframe.Reader
-	forget func() // drops the socket from the watcher
+	forget func()        // drops the socket from the watcher
+	pace   subscribePace // used by input rounds only, one at a time
 }
 
-func (e *Edge) startWS(c *websocket.Conn, adm admission, id store.Identity, q query) {
+func (e *Edge) startWS(c *websocket.Conn, reqID string, adm admission, id store.Identity, q query) {
 	// gorilla's Conn is dropped here: it did the handshake, the outbox
 	// writes and wsframe.Reader reads.
 	conn := c.NetConn()
 	_ = conn.SetDeadline(time.Time{})
-	s := &wsSession{session: e.newSession(id, transportWS)}
+	s := &wsSession{session: e.newSession(reqID, id, transportWS)}
 	s.in.Limit = e.cfg.MaxMessageSize
 	s.alive.Store(true)
 	if !e.open(s.session, adm, conn, s) {
@@ -202,7 +217,7 @@ func (e *Edge) startWS(c *websocket.Conn, adm admission, id store.Identity, q qu
 	}
 	var ok bool
 	if s.forget, ok = e.watch.serveInput(conn, s.consume, s.out.end); !ok {
-		s.out.abort()
+		s.out.abort(reasonServerError)
 	}
 	s.start(nil) // gorilla wrote the response head
 }
@@ -236,14 +251,14 @@ func (s *wsSession) consume(read func([]byte) (int, error)) bool {
 
 // kill closes without a status code, as Mastodon does (clients report
 // 1005); goingAway closes with 1001.
-func (s *wsSession) kill()      { s.out.finish(wsCloseKill) }
-func (s *wsSession) goingAway() { s.out.finish(wsCloseGoingAway) }
+func (s *wsSession) kill()                     { s.out.finish(wsCloseKill, reasonKill) }
+func (s *wsSession) goingAway(why closeReason) { s.out.finish(wsCloseGoingAway, why) }
 
 // keepAlive is Mastodon's ping: a client that did not answer the previous
 // ping is cut without a close frame.
 func (s *wsSession) keepAlive() {
 	if !s.alive.Swap(false) {
-		s.out.abort()
+		s.out.abort(reasonPingTimeout)
 		return
 	}
 	s.out.send(wsPing)
@@ -259,7 +274,7 @@ func (s *wsSession) release() {
 // wsframe.Handler of its reader.
 func (s *wsSession) GotMessage(op byte, data []byte) bool {
 	if op == wsframe.OpBinary {
-		s.out.finish(wsBinaryRefused)
+		s.out.finish(wsBinaryRefused, reasonProtocol)
 		return false
 	}
 	s.handleMessage(data)
@@ -271,13 +286,19 @@ func (s *wsSession) GotPing(data []byte) { s.out.send(wsframe.Frame(wsframe.OpPo
 func (s *wsSession) GotPong() { s.alive.Store(true) }
 
 // GotClose echoes the client's close code, or answers a protocol violation
-// with its code, and closes once queued frames are out.
+// with its code, and closes once queued frames are out. The codes of
+// violations are logged as protocol errors (also when a client sends one
+// of them itself), every other close as the client leaving.
 func (s *wsSession) GotClose(code int) {
+	why := reasonClientLeft
+	if wsframe.Violation(code) {
+		why = reasonProtocol
+	}
 	if code == wsframe.CloseNoStatus {
-		s.out.finish(wsCloseKill)
+		s.out.finish(wsCloseKill, why)
 		return
 	}
-	s.out.finish(wsframe.Close(code, ""))
+	s.out.finish(wsframe.Close(code, ""), why)
 }
 
 // handleMessage applies one client message.
@@ -287,6 +308,10 @@ func (s *wsSession) handleMessage(data []byte) {
 		return
 	}
 	if m.subscribe {
+		if !s.pace.allow(s.edge.cfg.Limits, time.Now()) {
+			s.refuseSubscribe(refusedSubscribeRate, errTooManyRequests)
+			return
+		}
 		s.subscribeStream(m.stream, m.tag, m.list)
 	} else {
 		s.unsubscribeStream(m.stream, m.tag, m.list)
@@ -334,6 +359,10 @@ func (s *wsSession) subscribeStream(stream string, tag, list *jsjson.Value) {
 		s.sendError(aerr)
 		return
 	}
+	if !s.room(r.key, s.edge.cfg.Limits.StreamsPerSocket) {
+		s.refuseSubscribe(refusedStreams, errTooManyStreams)
+		return
+	}
 	if _, err := s.subscribe(r); err != nil {
 		s.edge.logger.Error("websocket subscribe", "err", err)
 		s.sendError(errUnexpected)
@@ -351,6 +380,13 @@ func (s *wsSession) unsubscribeStream(stream string, tag, list *jsjson.Value) {
 		return
 	}
 	s.unsubscribe(r.key)
+}
+
+// refuseSubscribe counts a subscribe refused by a per-socket limit and
+// answers it with an error frame; the socket stays open.
+func (s *wsSession) refuseSubscribe(reason string, aerr *apiError) {
+	s.edge.metrics.subscriptionsRefused.WithLabelValues(reason).Inc()
+	s.sendError(aerr)
 }
 
 // sendError sends {"error":"…","status":N}.

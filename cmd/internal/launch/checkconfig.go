@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/spillway/spillway/edge"
 	"github.com/spillway/spillway/shared/mastodonenv"
 )
 
@@ -46,6 +47,7 @@ var (
 		{name: "PORT", def: "4000"},
 		{name: "BIND", def: "127.0.0.1"},
 		{name: "SOCKET"},
+		{name: "TRUSTED_PROXY_IP", def: "loopback,uniquelocal"},
 	}
 	postgresVars = []mastodonVar{
 		{name: "DATABASE_URL"},
@@ -192,6 +194,8 @@ func checkConfig(ctx context.Context, t toolTarget, stdout io.Writer) error {
 			row("nats", maskValue("STREAMING_NATS_URL", natsURL, r.sec))
 		}
 		row("max connections", strconv.Itoa(s.MaxConnections)+" (0 = no cap)")
+		row("trusted proxies", s.TrustedProxies.String())
+		row("client limits", describeLimits(s.Limits))
 		row("slow client queue", strconv.Itoa(s.QueueFrames)+" frames")
 		row("shutdown", "delay "+s.ShutdownDelay.String()+", grace "+s.ShutdownGrace.String())
 	} else {
@@ -584,4 +588,23 @@ func identifyHTTP(listen string) func(context.Context) string {
 		resp.Body.Close()
 		return "an HTTP server"
 	}
+}
+
+// describeLimits sums up the per-client limits for -check-config.
+func describeLimits(l edge.Limits) string {
+	n := func(v int) string {
+		if v == 0 {
+			return "no limit"
+		}
+		return strconv.Itoa(v)
+	}
+	pace := func(r float64, burst int) string {
+		if r == 0 {
+			return "no limit"
+		}
+		return strconv.FormatFloat(r, 'g', -1, 64) + "/s, burst " + strconv.Itoa(burst)
+	}
+	return "connections per IP " + n(l.ConnectionsPerIP) + ", per account " + n(l.ConnectionsPerAccount) +
+		"; new connections per IP " + pace(l.ConnectRate, l.ConnectBurst) +
+		"; streams per WebSocket " + n(l.StreamsPerSocket) + ", subscribes " + pace(l.SubscribeRate, l.SubscribeBurst)
 }

@@ -42,8 +42,8 @@ Serves Mastodon's streaming API on PORT/BIND or SOCKET: /api/v1/streaming
 /metrics, and /readyz (NATS, Postgres and, all-in-one, Redis as JSON).
 
 Configuration comes from Mastodon's environment variables (PORT, BIND, SOCKET,
-DATABASE_URL or DB_HOST/DB_PORT/DB_USER/DB_PASS/DB_NAME/DB_SSLMODE/DB_POOL,
-REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
+TRUSTED_PROXY_IP, DATABASE_URL or DB_HOST/DB_PORT/DB_USER/DB_PASS/DB_NAME/
+DB_SSLMODE/DB_POOL, REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 `)
 		for _, v := range Variables {
 			fmt.Fprintf(stderr, "  %s (default %s)\n    \t%s\n", v.Name, v.Default, v.Help)
@@ -134,6 +134,8 @@ REDIS_* (all-in-one only), LOG_LEVEL, NODE_ENV) and these:
 		Logger:         logger,
 		Registry:       reg,
 		MaxConnections: s.MaxConnections,
+		Limits:         s.Limits,
+		TrustedProxies: s.TrustedProxies,
 		MaxQueueFrames: s.QueueFrames,
 		ShutdownDelay:  s.ShutdownDelay,
 		ShutdownGrace:  s.ShutdownGrace,

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spillway/spillway/broker"
+	"github.com/spillway/spillway/edge"
 	"github.com/spillway/spillway/shared/channel"
 	"github.com/spillway/spillway/shared/mastodonenv"
 	"github.com/spillway/spillway/shared/rawio"
@@ -26,7 +28,7 @@ import (
 
 // Variables lists Spillway's own environment variables with their meaning,
 // for --help and the README.
-var Variables = append(coreVariables, natsVariables...)
+var Variables = slices.Concat(coreVariables, limitVariables, natsVariables)
 
 var coreVariables = []struct{ Name, Default, Help string }{
 	{"STREAMING_NATS_URL", "nats://127.0.0.1:4222 (edge); unset (broker)", "NATS server or cluster URL(s), comma-separated. Edge: where to receive events. Broker: when set, publish there instead of embedding a NATS server."},
@@ -59,6 +61,8 @@ type Settings struct {
 	ShutdownDelay  time.Duration
 	ShutdownGrace  time.Duration
 	QueueFrames    int
+	Limits         edge.Limits          // edge only
+	TrustedProxies *edge.TrustedProxies // edge only (TRUSTED_PROXY_IP)
 
 	NATSShedAfter    time.Duration // 0 = never
 	BrokerHTTPListen string
@@ -86,6 +90,9 @@ func Load(env mastodonenv.Env, root string, wantListen bool) (Settings, error) {
 		s.TLSCert, s.TLSKey = env.Get("STREAMING_TLS_CERT"), env.Get("STREAMING_TLS_KEY")
 		if (s.TLSCert == "") != (s.TLSKey == "") {
 			return Settings{}, errors.New("invalid STREAMING_TLS_CERT and STREAMING_TLS_KEY environment variables: set both to serve HTTPS, or neither")
+		}
+		if err := loadClientLimits(env, &s); err != nil {
+			return Settings{}, err
 		}
 	}
 	s.NATSURL, s.NATSSet = env("STREAMING_NATS_URL")

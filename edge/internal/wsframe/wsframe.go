@@ -38,6 +38,12 @@ const (
 	closeTooBig          = 1009
 )
 
+// Violation reports whether code is one Reader answers a client's
+// violation with (a client may also close with one of them itself).
+func Violation(code int) bool {
+	return code == closeProtocolError || code == closeInvalidData || code == closeTooBig
+}
+
 // HeaderRoom is the length of the longest server frame header. A caller
 // that builds a message into a buffer after HeaderRoom bytes can have
 // PutHeader fill the header in afterwards, in front of the message, so the
