@@ -37,7 +37,7 @@ type harness struct {
 	nc     *nats.Conn
 	subj   channel.Subjects
 	pool   *pgxpool.Pool
-	stop func() // shuts the edge down and waits for Run; idempotent
+	stop   func() // shuts the edge down and waits for Run; idempotent
 }
 
 func newHarness(t *testing.T, mods ...func(*Config)) *harness {
