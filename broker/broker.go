@@ -1,8 +1,15 @@
-// Package broker is Spillway's single bridge from Mastodon's Redis to NATS.
+// Package broker is Spillway's bridge from Mastodon's Redis to NATS.
 // It pattern-subscribes to every timeline channel, republishes each message
 // byte for byte on the channel's NATS subject, and keeps the `subscribed:`
 // keys Rails checks before publishing home, list, notification and direct
 // events alive for every channel some edge serves.
+//
+// Several brokers may run for one Mastodon with a lease (Config.Lease):
+// all of them receive every message and write the keys, which therefore
+// never lapse while one of them runs, but only the lease holder publishes;
+// a standby takes over when the holder releases the lease or stops
+// renewing it. Redis messages carry no id, so two publishing brokers could
+// not tell a duplicate from two identical events.
 //
 // The broker never parses a payload: a message Rails or anyone else puts on
 // a timeline channel, however malformed, is forwarded unchanged and judged
@@ -51,6 +58,9 @@ type Config struct {
 	// change and reported by readiness probes. Nil means one of the
 	// broker's own, which only logs.
 	Redis *readiness.Dependency
+	// Lease, when its TTL is set, makes this broker publish only while it
+	// holds a lease in Redis, so that a second broker can stand by.
+	Lease LeaseConfig
 }
 
 // Broker forwards Redis timeline messages to NATS.
@@ -65,6 +75,8 @@ type Broker struct {
 	forwarded prometheus.Counter
 	failed    prometheus.Counter
 	keys      prometheus.Gauge
+	discarded prometheus.Counter
+	lease     *lease // nil: always publish
 
 	mu       sync.Mutex
 	interest map[string]time.Time // channel → when its key expires
@@ -111,12 +123,30 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 			Name: "spillway_broker_subscribed_keys",
 			Help: "Channels whose subscribed: key the broker keeps alive.",
 		}),
+		discarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_broker_messages_discarded_total",
+			Help: "Redis timeline messages a standby broker received and left to the leader.",
+		}),
 	}
 	if b.redis == nil {
 		b.redis = readiness.NewSet(b.logger).Add("redis", "")
 	}
 	if cfg.Namespace != "" {
 		b.prefix = cfg.Namespace + ":"
+	}
+	if cfg.Lease.TTL != 0 {
+		if cfg.Lease.Key == "" {
+			p := cfg.Subjects.Prefix
+			if p == "" {
+				p = channel.DefaultPrefix
+			}
+			cfg.Lease.Key = b.prefix + "spillway:broker:" + p + ":leader"
+		}
+		l, err := newLease(cfg.Lease, rdb, b.logger)
+		if err != nil {
+			return nil, err
+		}
+		b.lease = l
 	}
 	if reg := cfg.Registerer; reg != nil {
 		up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -130,6 +160,20 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 		})
 		if err := errors.Join(reg.Register(b.forwarded), reg.Register(b.failed), reg.Register(b.keys), reg.Register(up)); err != nil {
 			return nil, fmt.Errorf("broker: metrics: %w", err)
+		}
+		if l := b.lease; l != nil {
+			leader := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "spillway_broker_leader",
+				Help: "1 while this broker holds the lease and publishes events, 0 while it is standby.",
+			}, func() float64 {
+				if l.held() {
+					return 1
+				}
+				return 0
+			})
+			if err := errors.Join(reg.Register(leader), reg.Register(l.changes), reg.Register(b.discarded)); err != nil {
+				return nil, fmt.Errorf("broker: metrics: %w", err)
+			}
 		}
 	}
 	return b, nil
@@ -155,6 +199,9 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	resync := make(chan struct{}, 1)
 	var wg sync.WaitGroup
+	if b.lease != nil {
+		wg.Go(func() { b.lease.run(ctx) })
+	}
 	wg.Go(func() { b.forward(ctx, resync) })
 	wg.Go(func() { b.maintain(ctx, interest, resync, connected) })
 	wg.Wait()
@@ -213,6 +260,10 @@ func (b *Broker) publish(m *redis.Message) {
 	if len(m.Channel) < len(b.prefix) {
 		return
 	}
+	if b.lease != nil && !b.lease.held() {
+		b.discarded.Inc()
+		return
+	}
 	name := channel.Name(m.Channel[len(b.prefix):])
 	out := &nats.Msg{
 		Subject: b.cfg.Subjects.Of(name),
@@ -225,6 +276,15 @@ func (b *Broker) publish(m *redis.Message) {
 		return
 	}
 	b.forwarded.Inc()
+}
+
+// Leadership reports the broker's lease; ok is false for a broker without
+// one, which always publishes.
+func (b *Broker) Leadership() (l Leadership, ok bool) {
+	if b.lease == nil {
+		return Leadership{}, false
+	}
+	return b.lease.leadership(), true
 }
 
 // askInterest asks every edge to announce all the channels it serves.
