@@ -136,11 +136,7 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 	}
 	if cfg.Lease.TTL != 0 {
 		if cfg.Lease.Key == "" {
-			p := cfg.Subjects.Prefix
-			if p == "" {
-				p = channel.DefaultPrefix
-			}
-			cfg.Lease.Key = b.prefix + "spillway:broker:" + p + ":leader"
+			cfg.Lease.Key = LeaseKey(cfg.Namespace, cfg.Subjects)
 		}
 		l, err := newLease(cfg.Lease, rdb, b.logger)
 		if err != nil {
@@ -200,7 +196,10 @@ func (b *Broker) Run(ctx context.Context) error {
 	resync := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	if b.lease != nil {
-		wg.Go(func() { b.lease.run(ctx) })
+		// Answered before the Redis subscription starts, so that a
+		// broker alone publishes from its first message.
+		first := b.lease.attempt(ctx)
+		wg.Go(func() { b.lease.run(ctx, first) })
 	}
 	wg.Go(func() { b.forward(ctx, resync) })
 	wg.Go(func() { b.maintain(ctx, interest, resync, connected) })

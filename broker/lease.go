@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/spillway/spillway/shared/channel"
 )
 
 // LeaseConfig lets several brokers share one Mastodon: they all receive
@@ -34,6 +36,23 @@ type LeaseConfig struct {
 	// ID names this broker in the key's value, which must differ between
 	// brokers. Default host:pid:random.
 	ID string
+	// Changed, if set, is called after each change of role or of the
+	// holder seen, from the lease's goroutine; it must not block.
+	Changed func(Leadership)
+}
+
+// LeaseKey is the default lease key of brokers for REDIS_NAMESPACE
+// namespace publishing under subjects: one lease per Mastodon and per
+// subject prefix.
+func LeaseKey(namespace string, subjects channel.Subjects) string {
+	p := subjects.Prefix
+	if p == "" {
+		p = channel.DefaultPrefix
+	}
+	if namespace != "" {
+		namespace += ":"
+	}
+	return namespace + "spillway:broker:" + p + ":leader"
 }
 
 // Leadership is what a broker knows of its lease, for readiness reports.
@@ -83,6 +102,7 @@ type lease struct {
 	rdb        redis.UniversalClient
 	logger     *slog.Logger
 	changes    prometheus.Counter
+	changed    func(Leadership) // never nil
 
 	// epoch is the origin of from and until: durations since it come from
 	// the monotonic clock, which wall-clock steps do not move.
@@ -117,17 +137,21 @@ func newLease(cfg LeaseConfig, rdb redis.UniversalClient, logger *slog.Logger) (
 		cfg.ID = host + ":" + strconv.Itoa(os.Getpid()) + ":" + rand.Text()[:8]
 	}
 	l := &lease{
-		key:    cfg.Key,
-		id:     cfg.ID,
-		ttl:    cfg.TTL,
-		renew:  cfg.Renew,
-		rdb:    rdb,
-		logger: logger.With("lease", cfg.Key, "id", cfg.ID),
-		epoch:  time.Now(),
+		key:     cfg.Key,
+		id:      cfg.ID,
+		ttl:     cfg.TTL,
+		renew:   cfg.Renew,
+		rdb:     rdb,
+		logger:  logger.With("lease", cfg.Key, "id", cfg.ID),
+		epoch:   time.Now(),
+		changed: cfg.Changed,
 		changes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spillway_broker_leadership_changes_total",
 			Help: "Times this broker became leader or stopped being leader.",
 		}),
+	}
+	if l.changed == nil {
+		l.changed = func(Leadership) {}
 	}
 	l.state = Leadership{Role: "standby", ID: cfg.ID, Key: cfg.Key, Since: time.Now()}
 	return l, nil
@@ -155,13 +179,14 @@ func (l *lease) leadership() Leadership {
 }
 
 // run takes, renews and waits for the lease until ctx is done, then
-// releases it if it is ours.
-func (l *lease) run(ctx context.Context) {
+// releases it if it is ours. first is when to make the next attempt after
+// the one the caller made.
+func (l *lease) run(ctx context.Context, first time.Duration) {
 	// The channel lives as long as ps, closed on return.
 	ps := l.rdb.Subscribe(ctx, l.key)
 	defer ps.Close()
 	released := ps.Channel()
-	timer := time.NewTimer(0)
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {
@@ -260,6 +285,7 @@ func (l *lease) attempt(ctx context.Context) time.Duration {
 		l.state.Holder = holder
 		l.mu.Unlock()
 		l.logger.Info("broker is standby: events are received but another broker publishes them", "holder", holder)
+		l.changed(l.leadership())
 	}
 	return next
 }
@@ -274,13 +300,14 @@ func (l *lease) become(leader bool, holder, reason string, level slog.Level, att
 	l.mu.Unlock()
 	if leader {
 		l.logger.Log(context.Background(), level, "broker became leader: it publishes events", attrs...)
-		return
+	} else {
+		attrs = append(attrs, "reason", reason)
+		if holder != "" {
+			attrs = append(attrs, "holder", holder)
+		}
+		l.logger.Log(context.Background(), level, "broker became standby: it no longer publishes events", attrs...)
 	}
-	attrs = append(attrs, "reason", reason)
-	if holder != "" {
-		attrs = append(attrs, "holder", holder)
-	}
-	l.logger.Log(context.Background(), level, "broker became standby: it no longer publishes events", attrs...)
+	l.changed(l.leadership())
 }
 
 // release gives the lease up, if ours, so that a standby takes over at

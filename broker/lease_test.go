@@ -33,7 +33,7 @@ func runLease(t *testing.T, rdb redis.UniversalClient, key, id string) (*lease, 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); l.run(ctx) }()
+	go func() { defer close(done); l.run(ctx, 0) }()
 	stopped := false
 	stop := func() {
 		if stopped {

@@ -12,13 +12,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/spillway/spillway/broker"
+	"github.com/spillway/spillway/shared/bus"
 	"github.com/spillway/spillway/shared/channel"
 	"github.com/spillway/spillway/shared/mastodonenv"
 	"github.com/spillway/spillway/shared/readiness"
@@ -26,7 +29,7 @@ import (
 
 // Variables lists Spillway's own environment variables with their meaning,
 // for --help and the README.
-var Variables = append(coreVariables, natsVariables...)
+var Variables = slices.Concat(coreVariables, natsVariables, clusterVariables)
 
 var coreVariables = []struct{ Name, Default, Help string }{
 	{"STREAMING_NATS_URL", "nats://127.0.0.1:4222 (edge); unset (broker)", "NATS server or cluster URL(s), comma-separated. Edge: where to receive events. Broker: when set, publish there instead of embedding a NATS server."},
@@ -39,6 +42,8 @@ var coreVariables = []struct{ Name, Default, Help string }{
 	{"STREAMING_DEBUG_LISTEN", "unset", "Edge: serve Go's /debug/pprof profiles on this host:port (keep it private)."},
 	{"STREAMING_NATS_SHED_AFTER", "30s", "Edge: once its NATS connection has been down this long, close its clients (spread over STREAMING_SHUTDOWN_GRACE) so the load balancer moves them, and refuse new ones until NATS is back; 0 never sheds."},
 	{"STREAMING_BROKER_HTTP_LISTEN", "unset", "Broker: serve /healthz, /readyz and /metrics on this host:port (the -metrics-listen flag wins when both are given)."},
+	{"STREAMING_BROKER_LEASE", "3s", "Broker: brokers of one Mastodon (same REDIS_NAMESPACE and STREAMING_NATS_PREFIX) hold a lease in Redis this long: only the holder publishes events, the others stand by and take over when it stops or fails to renew it; 0 turns the lease off (then run exactly one broker)."},
+	{"STREAMING_BROKER_LEASE_RENEW", "a third of STREAMING_BROKER_LEASE", "Broker: how often the holder renews the lease and a standby tries to take it; shorter than STREAMING_BROKER_LEASE."},
 }
 
 // Settings is everything read from the environment, validated.
@@ -60,6 +65,10 @@ type Settings struct {
 
 	NATSShedAfter    time.Duration // 0 = never
 	BrokerHTTPListen string
+
+	BrokerLease      time.Duration // 0 = no lease
+	BrokerLeaseRenew time.Duration
+	NATSCluster      bus.ClusterConfig // the broker's embedded server's routes
 }
 
 // Load reads and validates the environment, after Mastodon's .env loading
@@ -109,6 +118,9 @@ func Load(env mastodonenv.Env, root string, wantListen bool) (Settings, error) {
 	if err := loadReadiness(env, &s); err != nil {
 		return Settings{}, err
 	}
+	if err := loadFailover(env, &s); err != nil {
+		return Settings{}, err
+	}
 	return s, nil
 }
 
@@ -144,21 +156,28 @@ func Logger(w io.Writer, level slog.Level) *slog.Logger {
 
 // RunBroker runs a broker on nc until ctx is done, with a Redis client from
 // the settings that it closes on return; the subscription's state goes to
-// redis.
+// redis. It takes no lease: all-in-one processes each serve their own
+// clients, so each publishes everything.
 func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer, redis *readiness.Dependency) error {
 	rdb := s.Redis.NewClient()
 	defer rdb.Close()
-	b, err := broker.New(broker.Config{
-		Namespace:  s.Redis.Namespace,
-		Subjects:   s.Subjects,
-		Logger:     logger,
-		Registerer: reg,
-		Redis:      redis,
-	}, rdb, nc)
+	b, err := newBroker(s, rdb, nc, logger, reg, redis, broker.LeaseConfig{})
 	if err != nil {
 		return err
 	}
 	return b.Run(ctx)
+}
+
+// newBroker configures a broker from the settings.
+func newBroker(s Settings, rdb redis.UniversalClient, nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer, dep *readiness.Dependency, lease broker.LeaseConfig) (*broker.Broker, error) {
+	return broker.New(broker.Config{
+		Namespace:  s.Redis.Namespace,
+		Subjects:   s.Subjects,
+		Logger:     logger,
+		Registerer: reg,
+		Redis:      dep,
+		Lease:      lease,
+	}, rdb, nc)
 }
 
 // Listen opens the client listener: TCP, or a Unix socket made
