@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,7 +225,11 @@ func (l *lease) attempt(ctx context.Context) time.Duration {
 		}
 		if msg := err.Error(); msg != l.lastErr {
 			l.lastErr = msg
-			l.logger.Warn("broker lease could not be checked; retrying", "err", err)
+			attrs := []any{"err", err}
+			if strings.HasPrefix(msg, "NOPERM") {
+				attrs = append(attrs, "hint", "the lease needs the Redis commands EVALSHA, EVAL and PUBLISH")
+			}
+			l.logger.Warn("broker lease could not be checked; retrying", attrs...)
 		}
 		// The lease runs out by itself (held turns false at until);
 		// here it is only logged and counted.

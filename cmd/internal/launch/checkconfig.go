@@ -429,6 +429,11 @@ func checkLease(ctx context.Context, r *report, s Settings) {
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
+	// The lease is renewed by a script: an ACL may forbid them.
+	if err := redis.NewScript("return 1").Run(ctx, rdb, []string{key}).Err(); err != nil {
+		r.fail(what, fmt.Errorf("running a script: %w (the lease needs EVALSHA, EVAL and PUBLISH; with a single broker, STREAMING_BROKER_LEASE=0 does without)", err))
+		return
+	}
 	holder, err := rdb.Get(ctx, key).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
