@@ -117,9 +117,10 @@ func embedBrokerNATS(s Settings, listen string, logger *slog.Logger) (*bus.Serve
 func warnUnclusteredStandby(logger *slog.Logger) func(broker.Leadership) {
 	return func(l broker.Leadership) {
 		if l.Role == "standby" {
-			logger.Warn("this broker is standby but its embedded NATS server has no routes to the leader's: " +
-				"edges connected to it receive no events until it leads; set STREAMING_NATS_CLUSTER_LISTEN and STREAMING_NATS_ROUTES on every broker, " +
-				"or point every broker at one external NATS cluster (STREAMING_NATS_URL)")
+			logger.Warn("this broker is standby but its embedded NATS server has no routes to the leader's: "+
+				"while another broker leads, edges connected to this one receive no events; set STREAMING_NATS_CLUSTER_LISTEN and STREAMING_NATS_ROUTES on every broker, "+
+				"or point every broker at one external NATS cluster (STREAMING_NATS_URL). "+
+				"(A broker alone is standby only briefly, after a crash, until its previous run's lease expires.)", "holder", l.Holder)
 		}
 	}
 }

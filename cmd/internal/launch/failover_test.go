@@ -573,3 +573,14 @@ func TestUnclusteredStandbyWarns(t *testing.T) {
 		t.Fatal("a broker without lease logged a leadership change")
 	}
 }
+
+// The broker's -help lists the lease and cluster variables.
+func TestHelpListsFailoverVariables(t *testing.T) {
+	var out strings.Builder
+	_ = Broker(context.Background(), []string{"broker", "-help"}, mastodonenv.MapEnv(nil), &out, &out)
+	for _, name := range []string{"STREAMING_BROKER_LEASE", "STREAMING_BROKER_LEASE_RENEW", "STREAMING_NATS_CLUSTER_LISTEN", "STREAMING_NATS_ROUTES", "STREAMING_NATS_CLUSTER_USER", "STREAMING_NATS_CLUSTER_PASSWORD"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("help lacks %s", name)
+		}
+	}
+}
