@@ -1,8 +1,15 @@
-// Package broker is Spillway's single bridge from Mastodon's Redis to NATS.
+// Package broker is Spillway's bridge from Mastodon's Redis to NATS.
 // It pattern-subscribes to every timeline channel, republishes each message
 // byte for byte on the channel's NATS subject, and keeps the `subscribed:`
 // keys Rails checks before publishing home, list, notification and direct
 // events alive for every channel some edge serves.
+//
+// Several brokers may run for one Mastodon with a lease (Config.Lease):
+// all of them receive every message and write the keys, which therefore
+// never lapse while one of them runs, but only the lease holder publishes;
+// a standby takes over when the holder releases the lease or stops
+// renewing it. Redis messages carry no id, so two publishing brokers could
+// not tell a duplicate from two identical events.
 //
 // The broker never parses a payload: a message Rails or anyone else puts on
 // a timeline channel, however malformed, is forwarded unchanged and judged
@@ -62,6 +69,9 @@ type Config struct {
 	// an all-in-one process); nil Remote means none ever does.
 	Local  Sink
 	Remote func(subject string) bool
+	// Lease, when its TTL is set, makes this broker publish only while it
+	// holds a lease in Redis, so that a second broker can stand by.
+	Lease LeaseConfig
 }
 
 // Sink takes messages in process: channel name, the message as Rails
@@ -87,6 +97,8 @@ type Broker struct {
 	// badNameLog limits the log lines about dropped messages: a
 	// publisher repeating one can produce thousands a second.
 	badNameLog rate.Sometimes
+	discarded  prometheus.Counter
+	lease      *lease // nil: always publish
 
 	mu       sync.Mutex
 	interest map[string]time.Time // channel → when its key expires
@@ -138,6 +150,10 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 			Name: "spillway_broker_subscribed_keys",
 			Help: "Channels whose subscribed: key the broker keeps alive.",
 		}),
+		discarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_broker_messages_discarded_total",
+			Help: "Redis timeline messages a standby broker received and left to the leader.",
+		}),
 	}
 	if b.redis == nil {
 		b.redis = readiness.NewSet(b.logger).Add("redis", "")
@@ -145,6 +161,16 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 	b.badName = b.dropped.WithLabelValues("invalid_channel")
 	if cfg.Namespace != "" {
 		b.prefix = cfg.Namespace + ":"
+	}
+	if cfg.Lease.TTL != 0 {
+		if cfg.Lease.Key == "" {
+			cfg.Lease.Key = LeaseKey(cfg.Namespace, cfg.Subjects)
+		}
+		l, err := newLease(cfg.Lease, rdb, b.logger)
+		if err != nil {
+			return nil, err
+		}
+		b.lease = l
 	}
 	if reg := cfg.Registerer; reg != nil {
 		up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -158,6 +184,20 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 		})
 		if err := errors.Join(reg.Register(b.forwarded), reg.Register(b.failed), reg.Register(b.dropped), reg.Register(b.keys), reg.Register(up)); err != nil {
 			return nil, fmt.Errorf("broker: metrics: %w", err)
+		}
+		if l := b.lease; l != nil {
+			leader := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "spillway_broker_leader",
+				Help: "1 while this broker holds the lease and publishes events, 0 while it is standby.",
+			}, func() float64 {
+				if l.held() {
+					return 1
+				}
+				return 0
+			})
+			if err := errors.Join(reg.Register(leader), reg.Register(l.changes), reg.Register(b.discarded)); err != nil {
+				return nil, fmt.Errorf("broker: metrics: %w", err)
+			}
 		}
 	}
 	return b, nil
@@ -183,6 +223,12 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	resync := make(chan struct{}, 1)
 	var wg sync.WaitGroup
+	if b.lease != nil {
+		// Answered before the Redis subscription starts, so that a
+		// broker alone publishes from its first message.
+		first := b.lease.attempt(ctx)
+		wg.Go(func() { b.lease.run(ctx, first) })
+	}
 	wg.Go(func() { b.forward(ctx, resync) })
 	wg.Go(func() { b.maintain(ctx, interest, resync, connected) })
 	wg.Wait()
@@ -238,6 +284,11 @@ func (b *Broker) forward(ctx context.Context, resync chan<- struct{}) {
 }
 
 func (b *Broker) publish(m *redis.Message) {
+	// A standby reads Redis, to take over at once, but publishes nothing.
+	if b.lease != nil && !b.lease.held() {
+		b.discarded.Inc()
+		return
+	}
 	name, err := b.channelName(m.Channel)
 	switch {
 	case errors.Is(err, channel.ErrNameTooLong):
@@ -277,6 +328,15 @@ func (b *Broker) publish(m *redis.Message) {
 		return
 	}
 	b.forwarded.Inc()
+}
+
+// Leadership reports the broker's lease; ok is false for a broker without
+// one, which always publishes.
+func (b *Broker) Leadership() (l Leadership, ok bool) {
+	if b.lease == nil {
+		return Leadership{}, false
+	}
+	return b.lease.leadership(), true
 }
 
 // askInterest asks every edge to announce all the channels it serves.

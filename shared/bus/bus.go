@@ -10,10 +10,14 @@ package bus
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,11 +46,34 @@ type ServerConfig struct {
 	// only; VerifyClients then also requires a client certificate signed
 	// by CAFile. Zero means plain text.
 	TLS TLSFiles
+	// Cluster, with Listen set, joins this server to the embedded servers
+	// of other brokers in one NATS cluster.
+	Cluster ClusterConfig
 	// MaxPayload caps one NATS message in bytes. Zero means 8 MiB, enough
 	// for any Mastodon status and far above Redis messages Rails produces.
 	MaxPayload int32
 	// Logger receives nats-server's log lines. Nil discards them.
 	Logger *slog.Logger
+}
+
+// ClusterConfig joins the embedded servers of several brokers in one NATS
+// cluster, so that an edge connected to any of them receives what the
+// leading broker publishes and its interest reaches every broker. With
+// ServerConfig.TLS's certificate and key set, routes speak TLS too, with
+// the same certificate (which must then be valid for client and server
+// authentication), and both ends verify each other with its CAFile.
+type ClusterConfig struct {
+	// Listen is the host:port routes from the other servers connect to;
+	// port 0 or -1 picks a free one. Empty means no cluster.
+	Listen string
+	// Routes are the other servers' route URLs (nats://host:port). A route
+	// to this server itself is ignored, so every server may be given the
+	// same list.
+	Routes []string
+	// User and Password are required of every route to this server and
+	// presented on the routes it opens (unless a route URL carries its
+	// own). Both empty admit any route: only for a closed network.
+	User, Password string
 }
 
 // DefaultMaxPayload is the embedded server's message size limit when
@@ -87,23 +114,19 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Listen == "" {
 		opts.DontListen = true
 	} else {
-		host, portStr, err := net.SplitHostPort(cfg.Listen)
+		host, port, err := listenAddress(cfg.Listen)
 		if err != nil {
-			return nil, fmt.Errorf("bus: listen address %q: %w", cfg.Listen, err)
-		}
-		port, err := strconv.Atoi(portStr)
-		if err != nil || port < -1 || port > 65535 {
-			return nil, fmt.Errorf("bus: listen address %q: invalid port", cfg.Listen)
-		}
-		if port == 0 {
-			// nats-server reads 0 as its default, 4222; everywhere else
-			// in Go, port 0 asks for a free one.
-			port = server.RANDOM_PORT
+			return nil, err
 		}
 		opts.Host, opts.Port = host, port
 	}
 	if err := cfg.TLS.server(opts); err != nil {
 		return nil, err
+	}
+	if cfg.Cluster.Listen != "" {
+		if err := cfg.Cluster.apply(opts, cfg.TLS); err != nil {
+			return nil, err
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -141,6 +164,95 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 // readyTimeout bounds how long StartServer waits for a server that reported
 // no error to accept connections.
 const readyTimeout = 10 * time.Second
+
+// listenAddress splits a host:port for nats-server's options.
+func listenAddress(listen string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("bus: listen address %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("bus: listen address %q: invalid port", listen)
+	}
+	if port == 0 {
+		// nats-server reads 0 as its default (4222, 6222); everywhere
+		// else in Go, port 0 asks for a free one.
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
+// apply sets up routes on a server's options; tlsFiles are the client
+// listener's, whose certificate the routes use too.
+func (c ClusterConfig) apply(opts *server.Options, tlsFiles TLSFiles) error {
+	host, port, err := listenAddress(c.Listen)
+	if err != nil {
+		return fmt.Errorf("bus: cluster: %w", err)
+	}
+	if (c.User == "") != (c.Password == "") {
+		return errors.New("bus: cluster: a route user needs a password, and a password a user")
+	}
+	// Route peers must have distinct names; the host name helps reading
+	// the servers' logs, the suffix tells two on one host apart.
+	hostname, _ := os.Hostname()
+	opts.ServerName = "spillway-" + strings.ReplaceAll(hostname, " ", "_") + "-" + rand.Text()[:6]
+	opts.Cluster.Name = "spillway"
+	opts.Cluster.Host, opts.Cluster.Port = host, port
+	opts.Cluster.Username, opts.Cluster.Password = c.User, c.Password
+	for _, raw := range c.Routes {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" || u.Scheme != "nats" {
+			return fmt.Errorf("bus: cluster route %q: not a nats://host:port URL", redactedURL(raw))
+		}
+		if u.User == nil && c.User != "" {
+			u.User = url.UserPassword(c.User, c.Password)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	if tlsFiles.CertFile == "" {
+		return nil
+	}
+	if tlsFiles.CAFile == "" {
+		return errors.New("bus: cluster: routes with TLS need the CA that signs the brokers' certificates")
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+		CertFile: tlsFiles.CertFile,
+		KeyFile:  tlsFiles.KeyFile,
+		CaFile:   tlsFiles.CAFile,
+		Verify:   true,
+	})
+	if err != nil {
+		return fmt.Errorf("bus: cluster TLS: %w", err)
+	}
+	// Each end of a route is both client and server: the CA verifies
+	// either way.
+	tc.RootCAs = tc.ClientCAs
+	opts.Cluster.TLSConfig = tc
+	opts.Cluster.TLSTimeout = tlsTimeout.Seconds()
+	return nil
+}
+
+// redactedURL hides the credentials of a URL for an error message.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// ClusterAddr is the route listener's address; nil without a cluster.
+func (s *Server) ClusterAddr() net.Addr {
+	if a := s.ns.ClusterAddr(); a != nil {
+		return a
+	}
+	return nil
+}
 
 // ClientURL is the URL edges connect to (tls:// when the listener speaks
 // TLS).

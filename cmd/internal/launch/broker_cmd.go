@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +34,11 @@ func Broker(ctx context.Context, args []string, env mastodonenv.Env, stdout, std
 		fmt.Fprintf(stderr, `Usage: broker [flags]
 
 Subscribes to Mastodon's Redis (every timeline:* channel, REDIS_NAMESPACE aware)
-and republishes each message unchanged on NATS for Spillway edges. Run one.
+and republishes each message unchanged on NATS for Spillway edges. Run one, or
+two for failover: they share a lease in Redis (STREAMING_BROKER_LEASE), only
+its holder publishes, and the other takes over when the holder stops or fails.
+Their embedded NATS servers then form one cluster (STREAMING_NATS_CLUSTER_LISTEN,
+STREAMING_NATS_ROUTES), or both use an external one (STREAMING_NATS_URL).
 
 Configuration comes from Mastodon's environment variables (REDIS_URL or
 REDIS_HOST/REDIS_PORT/REDIS_DB/REDIS_USERNAME/REDIS_PASSWORD, REDIS_SENTINELS,
@@ -59,7 +64,11 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 
 	var nc *nats.Conn
 	var natsAddr string // for logs and /readyz
+	var changed func(broker.Leadership)
 	if s.NATSSet {
+		if err := checkCluster(s, false); err != nil {
+			return err
+		}
 		nc, err = dialNATS(s, s.NATSURL, "spillway-broker", logger)
 		if err != nil {
 			return natsConnectError(s.NATSURL, err)
@@ -71,7 +80,7 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 		if listen == "" {
 			listen = defaultNATSListen
 		}
-		srv, err := embedNATS(s, listen, logger)
+		srv, err := embedBrokerNATS(s, listen, logger)
 		if err != nil {
 			return err
 		}
@@ -81,6 +90,11 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 			return err
 		}
 		logger.Info("NATS listening for edges on " + srv.ClientURL())
+		if a := srv.ClusterAddr(); a != nil {
+			logger.Info("NATS cluster listening for routes on "+a.String(), "routes", readiness.RedactURL(strings.Join(s.NATSCluster.Routes, ",")))
+		} else {
+			changed = warnUnclusteredStandby(logger)
+		}
 		natsAddr = "in-process; embedded server for edges on " + srv.ClientURL()
 	}
 	defer nc.Close()
@@ -94,17 +108,23 @@ REDIS_NAMESPACE, LOG_LEVEL, NODE_ENV) and these:
 	// before the connection closes.
 	go func() { defer close(watched); bus.WatchStatus(watchCtx, nc, deps.Add("nats", "").Observe) }()
 	defer func() { stopWatch(); <-watched }()
+	rdb := brokerRedis(s.Redis)
+	defer rdb.Close()
+	b, err := newBroker(s, rdb, nc, broker.Config{Logger: logger, Registerer: reg, Redis: deps.Add("redis", ""), Lease: s.leaseConfig(changed)})
+	if err != nil {
+		return err
+	}
 	httpAddr := s.BrokerHTTPListen
 	if *metricsAddr != "" {
 		httpAddr = *metricsAddr
 	}
 	if httpAddr != "" {
-		addr, stop, err := serveBrokerHTTP(httpAddr, reg, deps)
+		addr, stop, err := serveBrokerHTTP(httpAddr, reg, brokerReady{deps: deps, lease: b.Leadership})
 		if err != nil {
 			return err
 		}
 		defer stop()
 		logger.Info("broker health, readiness and metrics on http://" + addr + " (/healthz, /readyz, /metrics)")
 	}
-	return RunBroker(ctx, s, nc, broker.Config{Logger: logger, Registerer: reg, Redis: deps.Add("redis", "")})
+	return b.Run(ctx)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/spillway/spillway/broker"
 	"github.com/spillway/spillway/edge"
 	"github.com/spillway/spillway/shared/mastodonenv"
 )
@@ -205,6 +206,14 @@ func checkConfig(ctx context.Context, t toolTarget, stdout io.Writer) error {
 			row("nats", "external: "+maskValue("STREAMING_NATS_URL", natsURL, r.sec))
 		} else {
 			row("nats", "embedded, listening for edges on "+brokerNATSListen(s))
+			if c := s.NATSCluster; c.Listen != "" {
+				row("nats cluster", "routes on "+c.Listen+", to "+maskValue("STREAMING_NATS_ROUTES", strings.Join(c.Routes, ","), r.sec))
+			}
+		}
+		if s.BrokerLease > 0 {
+			row("lease", fmt.Sprintf("%v, renewed every %v, key %s", s.BrokerLease, s.BrokerLeaseRenew, leaseKey(s)))
+		} else {
+			row("lease", "off: this broker always publishes (run exactly one)")
 		}
 		if t.metricsListen != "" {
 			row("metrics", "http://"+t.metricsListen+"/metrics")
@@ -239,10 +248,19 @@ func checkConfig(ctx context.Context, t toolTarget, stdout io.Writer) error {
 		}
 	} else {
 		checkRedis(ctx, r, s.Redis)
+		if s.BrokerLease > 0 {
+			checkLease(ctx, r, s)
+		}
+		if err := checkCluster(s, !s.NATSSet); err != nil {
+			r.fail("nats cluster", err)
+		}
 		if s.NATSSet {
 			checkNATS(ctx, r, s, natsURL)
 		} else {
 			checkListen(ctx, r, "embedded NATS (STREAMING_NATS_LISTEN)", tcp(brokerNATSListen(s)), identifyNATS(brokerNATSListen(s)))
+			if l := s.NATSCluster.Listen; l != "" {
+				checkListen(ctx, r, "NATS routes (STREAMING_NATS_CLUSTER_LISTEN)", tcp(l), identifyNATS(l))
+			}
 		}
 		if t.metricsListen != "" {
 			checkListen(ctx, r, "metrics (-metrics-listen)", tcp(t.metricsListen), identifyHTTP(t.metricsListen))
@@ -393,19 +411,13 @@ func checkPostgres(ctx context.Context, r *report, cfg *pgxpool.Config) {
 
 // checkRedis sends PING over a connection configured as the broker's.
 func checkRedis(ctx context.Context, r *report, cfg mastodonenv.Redis) {
-	var rdb *redis.Client
 	var what string
-	if cfg.Failover != nil {
-		f := *cfg.Failover
-		f.MaxRetries, f.DialerRetries, f.DialTimeout = -1, 1, probeTimeout
-		rdb = redis.NewFailoverClient(&f)
+	if f := cfg.Failover; f != nil {
 		what = "redis sentinel " + strings.Join(f.SentinelAddrs, ",") + " master " + f.MasterName
 	} else {
-		o := *cfg.Options
-		o.MaxRetries, o.DialerRetries, o.DialTimeout = -1, 1, probeTimeout
-		rdb = redis.NewClient(&o)
-		what = "redis " + o.Addr
+		what = "redis " + cfg.Options.Addr
 	}
+	rdb := probeRedis(cfg)
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
@@ -414,6 +426,47 @@ func checkRedis(ctx context.Context, r *report, cfg mastodonenv.Redis) {
 		return
 	}
 	r.ok(what, "PING answered")
+}
+
+// checkLease tells who holds the broker lease, if anyone: the running
+// broker, or another one.
+func checkLease(ctx context.Context, r *report, s Settings) {
+	key := leaseKey(s)
+	what := "broker lease " + key
+	rdb := probeRedis(s.Redis)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	// The lease is renewed by a script: an ACL may forbid them.
+	if err := redis.NewScript("return 1").Run(ctx, rdb, []string{key}).Err(); err != nil {
+		r.fail(what, fmt.Errorf("running a script: %w (the lease needs EVALSHA, EVAL and PUBLISH; with a single broker, STREAMING_BROKER_LEASE=0 does without)", err))
+		return
+	}
+	holder, err := rdb.Get(ctx, key).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		r.ok(what, "free: a broker started now leads at once")
+	case err != nil:
+		r.fail(what, err)
+	default:
+		ttl, _ := rdb.PTTL(ctx, key).Result()
+		r.ok(what, fmt.Sprintf("held by %s for %v more: a broker started now stands by", holder, ttl.Round(time.Millisecond)))
+	}
+}
+
+// leaseKey is the broker lease's Redis key.
+func leaseKey(s Settings) string { return broker.LeaseKey(s.Redis.Namespace, s.Subjects) }
+
+// probeRedis is a client configured as the broker's that fails fast.
+func probeRedis(cfg mastodonenv.Redis) *redis.Client {
+	if cfg.Failover != nil {
+		f := *cfg.Failover
+		f.MaxRetries, f.DialerRetries, f.DialTimeout = -1, 1, probeTimeout
+		return redis.NewFailoverClient(&f)
+	}
+	o := *cfg.Options
+	o.MaxRetries, o.DialerRetries, o.DialTimeout = -1, 1, probeTimeout
+	return redis.NewClient(&o)
 }
 
 // checkNATS reaches each server of a NATS URL list over TCP (which names

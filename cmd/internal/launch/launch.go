@@ -21,6 +21,7 @@ import (
 
 	"github.com/spillway/spillway/broker"
 	"github.com/spillway/spillway/edge"
+	"github.com/spillway/spillway/shared/bus"
 	"github.com/spillway/spillway/shared/channel"
 	"github.com/spillway/spillway/shared/mastodonenv"
 	"github.com/spillway/spillway/shared/rawio"
@@ -28,7 +29,7 @@ import (
 
 // Variables lists Spillway's own environment variables with their meaning,
 // for --help and the README.
-var Variables = slices.Concat(coreVariables, limitVariables, natsVariables)
+var Variables = slices.Concat(coreVariables, limitVariables, natsVariables, clusterVariables)
 
 var coreVariables = []struct{ Name, Default, Help string }{
 	{"STREAMING_NATS_URL", "nats://127.0.0.1:4222 (edge); unset (broker)", "NATS server or cluster URL(s), comma-separated. Edge: where to receive events. Broker: when set, publish there instead of embedding a NATS server."},
@@ -43,6 +44,8 @@ var coreVariables = []struct{ Name, Default, Help string }{
 	{"STREAMING_TLS_CERT", "unset", "Edge: PEM file of the TLS certificate chain (leaf first). With STREAMING_TLS_KEY, the edge serves HTTPS with HTTP/2 and HTTP/1.1 on PORT/BIND or SOCKET; SIGHUP reloads both files (a pair that does not load keeps the one in use)."},
 	{"STREAMING_TLS_KEY", "unset", "Edge: PEM file of the private key of STREAMING_TLS_CERT."},
 	{"STREAMING_BROKER_HTTP_LISTEN", "unset", "Broker: serve /healthz, /readyz and /metrics on this host:port (the -metrics-listen flag wins when both are given)."},
+	{"STREAMING_BROKER_LEASE", "3s", "Broker: brokers of one Mastodon (same REDIS_NAMESPACE and STREAMING_NATS_PREFIX) hold a lease in Redis this long: only the holder publishes events, the others stand by and take over when it stops or fails to renew it; 0 turns the lease off (then run exactly one broker)."},
+	{"STREAMING_BROKER_LEASE_RENEW", "a third of STREAMING_BROKER_LEASE", "Broker: how often the holder renews the lease and a standby tries to take it; shorter than STREAMING_BROKER_LEASE."},
 }
 
 // Settings is everything read from the environment, validated.
@@ -70,6 +73,10 @@ type Settings struct {
 	// TLSCert and TLSKey are the edge's certificate and key files; both
 	// empty serves plain HTTP.
 	TLSCert, TLSKey string
+
+	BrokerLease      time.Duration // 0 = no lease
+	BrokerLeaseRenew time.Duration
+	NATSCluster      bus.ClusterConfig // the broker's embedded server's routes
 }
 
 // Load reads and validates the environment, after Mastodon's .env loading
@@ -126,6 +133,9 @@ func Load(env mastodonenv.Env, root string, wantListen bool) (Settings, error) {
 	if err := loadReadiness(env, &s); err != nil {
 		return Settings{}, err
 	}
+	if err := loadFailover(env, &s); err != nil {
+		return Settings{}, err
+	}
 	return s, nil
 }
 
@@ -160,14 +170,13 @@ func Logger(w io.Writer, level slog.Level) *slog.Logger {
 }
 
 // RunBroker runs a broker on nc until ctx is done, with a Redis client from
-// the settings that it closes on return. cfg carries what the caller wires
-// (logger, metrics, readiness, an in-process edge); the namespace and
-// subjects come from the settings.
+// the settings that it closes on return, configured as newBroker does. It
+// takes no lease: all-in-one processes each serve their own clients, so
+// each publishes everything.
 func RunBroker(ctx context.Context, s Settings, nc *nats.Conn, cfg broker.Config) error {
 	rdb := brokerRedis(s.Redis)
 	defer rdb.Close()
-	cfg.Namespace, cfg.Subjects = s.Redis.Namespace, s.Subjects
-	b, err := broker.New(cfg, rdb, nc)
+	b, err := newBroker(s, rdb, nc, cfg)
 	if err != nil {
 		return err
 	}
@@ -195,6 +204,14 @@ func brokerRedis(r mastodonenv.Redis) *redis.Client {
 		r.Options = &o
 	}
 	return r.NewClient()
+}
+
+// newBroker configures a broker: cfg carries what the caller wires
+// (logger, metrics, readiness, a lease, an in-process edge); the namespace
+// and subjects come from the settings.
+func newBroker(s Settings, rdb redis.UniversalClient, nc *nats.Conn, cfg broker.Config) (*broker.Broker, error) {
+	cfg.Namespace, cfg.Subjects = s.Redis.Namespace, s.Subjects
+	return broker.New(cfg, rdb, nc)
 }
 
 // Listen opens the client listener: TCP, or a Unix socket made

@@ -92,11 +92,22 @@ func boolVar(env mastodonenv.Env, name string) (bool, error) {
 	return b, nil
 }
 
-// embedNATS starts the embedded NATS server of a broker or an all-in-one
-// edge on listen ("" = in-process connections only). Edges must present the
-// configured credentials; a server that would let anyone in beyond loopback
-// starts only with STREAMING_NATS_ALLOW_ANONYMOUS.
+// embedNATS starts the embedded NATS server of an all-in-one edge on
+// listen ("" = in-process connections only). All-in-one processes take no
+// broker lease, so their servers are never clustered.
 func embedNATS(s Settings, listen string, logger *slog.Logger) (*bus.Server, error) {
+	if s.clustered() {
+		return nil, errors.New("STREAMING_NATS_CLUSTER_LISTEN, STREAMING_NATS_ROUTES and STREAMING_NATS_CLUSTER_USER are for brokers in split mode: each all-in-one process publishes everything to its own clients")
+	}
+	return startEmbeddedNATS(s, listen, bus.ClusterConfig{}, logger)
+}
+
+// startEmbeddedNATS starts the embedded NATS server of a broker or an
+// all-in-one edge on listen ("" = in-process connections only), with
+// routes to other brokers' servers when cluster.Listen is set. Edges must
+// present the configured credentials; a server that would let anyone in
+// beyond loopback starts only with STREAMING_NATS_ALLOW_ANONYMOUS.
+func startEmbeddedNATS(s Settings, listen string, cluster bus.ClusterConfig, logger *slog.Logger) (*bus.Server, error) {
 	a := s.NATSAuth
 	switch {
 	case a.Credentials.CredsFile != "":
@@ -125,9 +136,13 @@ func embedNATS(s Settings, listen string, logger *slog.Logger) (*bus.Server, err
 		Subjects: s.Subjects,
 		Edges:    a.Credentials,
 		TLS:      a.TLS,
+		Cluster:  cluster,
 		Logger:   logger,
 	})
 	if err != nil {
+		if cluster.Listen != "" {
+			return nil, fmt.Errorf("embedded NATS (STREAMING_NATS_LISTEN=%q, STREAMING_NATS_CLUSTER_LISTEN=%q): %w", listen, cluster.Listen, err)
+		}
 		return nil, fmt.Errorf("embedded NATS (STREAMING_NATS_LISTEN=%q): %w", listen, err)
 	}
 	return srv, nil

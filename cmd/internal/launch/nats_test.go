@@ -271,12 +271,14 @@ func TestBrokerRefusesAnonymousNATSBeyondLoopback(t *testing.T) {
 	}
 }
 
-// testPKI is a throwaway CA with a server certificate for 127.0.0.1 and a
-// client certificate, plus an unrelated CA, as PEM files.
+// testPKI is a throwaway CA with a server certificate for 127.0.0.1, a
+// client certificate and a broker certificate valid for both (as routes
+// between brokers need), plus an unrelated CA, as PEM files.
 type testPKI struct {
 	ca, otherCA           string
 	serverCert, serverKey string
 	clientCert, clientKey string
+	brokerCert, brokerKey string
 }
 
 func newTestPKI(t *testing.T) testPKI {
@@ -321,11 +323,11 @@ func newTestPKI(t *testing.T) testPKI {
 		}
 		return cert, key, der
 	}
-	leaf := func(name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage) (string, string) {
+	leaf := func(name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, usage ...x509.ExtKeyUsage) (string, string) {
 		key := newKey()
 		tpl := template(name)
 		tpl.KeyUsage = x509.KeyUsageDigitalSignature
-		tpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
+		tpl.ExtKeyUsage = usage
 		tpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
 		der, err := x509.CreateCertificate(rand.Reader, tpl, ca, &key.PublicKey, caKey)
 		if err != nil {
@@ -344,6 +346,7 @@ func newTestPKI(t *testing.T) testPKI {
 	p.otherCA = write("other-ca.pem", "CERTIFICATE", otherDER)
 	p.serverCert, p.serverKey = leaf("server", ca, caKey, x509.ExtKeyUsageServerAuth)
 	p.clientCert, p.clientKey = leaf("client", ca, caKey, x509.ExtKeyUsageClientAuth)
+	p.brokerCert, p.brokerKey = leaf("broker", ca, caKey, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	// The files must make a usable pair.
 	if _, err := tls.LoadX509KeyPair(p.serverCert, p.serverKey); err != nil {
 		t.Fatal(err)

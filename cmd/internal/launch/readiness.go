@@ -119,10 +119,11 @@ func redisAddress(r mastodonenv.Redis) string {
 }
 
 // serveBrokerHTTP serves the broker's own endpoints on addr: /healthz
-// (liveness: "OK" while the process serves), /readyz (deps as JSON, 503
-// when one is down) and /metrics. It returns the address it listens on
-// and a function that stops the server.
-func serveBrokerHTTP(addr string, reg *prometheus.Registry, deps *readiness.Set) (string, func(), error) {
+// (liveness: "OK" while the process serves), /readyz (ready, answering
+// with dependencies and role as JSON, 503 when a dependency is down) and
+// /metrics. It returns the address it listens on and a function that
+// stops the server.
+func serveBrokerHTTP(addr string, reg *prometheus.Registry, ready http.Handler) (string, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("broker HTTP listener (STREAMING_BROKER_HTTP_LISTEN or -metrics-listen) %s: %w", addr, err)
@@ -133,7 +134,7 @@ func serveBrokerHTTP(addr string, reg *prometheus.Registry, deps *readiness.Set)
 		w.Header()["Cache-Control"] = []string{"private, no-store"}
 		_, _ = w.Write([]byte("OK"))
 	})
-	mux.Handle("GET /readyz", deps)
+	mux.Handle("GET /readyz", ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }() // ends with Shutdown in the returned func

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spillway/spillway/shared/mastodonenv"
 	"github.com/spillway/spillway/shared/testenv"
@@ -374,6 +375,33 @@ func TestCheckConfig(t *testing.T) {
 				`(?m)^  ok +metrics \(-metrics-listen\) 127\.0\.0\.1:0: free$`,
 				`(?m)^No problems found\.$`,
 			},
+		},
+		{
+			name: "broker of a failover pair, the other leading",
+			main: Broker,
+			env: func(t *testing.T) map[string]string {
+				rdb, ns := testenv.Redis(t)
+				if err := rdb.Set(context.Background(), ns+":spillway:broker:mastodon:leader", "other-broker", time.Minute).Err(); err != nil {
+					t.Fatal(err)
+				}
+				return map[string]string{
+					"REDIS_URL":                       testenv.RedisURL(t),
+					"REDIS_NAMESPACE":                 ns,
+					"STREAMING_NATS_LISTEN":           "127.0.0.1:-1",
+					"STREAMING_NATS_CLUSTER_LISTEN":   "127.0.0.1:-1",
+					"STREAMING_NATS_ROUTES":           "nats://peer:route-secret-10@127.0.0.1:6222",
+					"STREAMING_NATS_CLUSTER_USER":     "route",
+					"STREAMING_NATS_CLUSTER_PASSWORD": "route-secret-11",
+				}
+			},
+			want: []string{
+				`(?m)^  lease +3s, renewed every 1s, key \S+:spillway:broker:mastodon:leader$`,
+				`(?m)^  nats cluster +routes on 127\.0\.0\.1:-1, to nats://peer:\*\*\*\*\*@127\.0\.0\.1:6222$`,
+				`(?m)^  ok +broker lease \S+: held by other-broker for \d+(\.\d+)?s more`,
+				`(?m)^  ok +NATS routes \(STREAMING_NATS_CLUSTER_LISTEN\) 127\.0\.0\.1:-1: free$`,
+				`(?m)^No problems found\.$`,
+			},
+			secrets: []string{"route-secret-10", "route-secret-11"},
 		},
 		{
 			name: "broker: Redis unreachable",
