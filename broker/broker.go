@@ -135,7 +135,7 @@ func New(cfg Config, rdb redis.UniversalClient, nc *nats.Conn) (*Broker, error) 
 		interest: make(map[string]time.Time),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spillway_broker_messages_forwarded_total",
-			Help: "Redis timeline messages republished on NATS.",
+			Help: "Redis timeline messages forwarded to edges: published on NATS, or handed to the edge in process (all-in-one).",
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spillway_broker_publish_errors_total",
