@@ -164,8 +164,7 @@ func (l *clientLimits) sweepLocked(now time.Time) {
 // limit it would exceed (the metric's reason, and the client's error).
 // Account 0 (no account) and an invalid key are not counted.
 func (l *clientLimits) take(key netip.Addr, account int64) (string, *apiError) {
-	perIP := l.cfg.ConnectionsPerIP > 0 && key.IsValid()
-	perAccount := l.cfg.ConnectionsPerAccount > 0 && account != 0
+	perIP, perAccount := l.counted(key, account)
 	if !perIP && !perAccount {
 		return "", nil
 	}
@@ -186,10 +185,14 @@ func (l *clientLimits) take(key netip.Addr, account int64) (string, *apiError) {
 	return "", nil
 }
 
+// counted reports which of the connection caps count key and account.
+func (l *clientLimits) counted(key netip.Addr, account int64) (perIP, perAccount bool) {
+	return l.cfg.ConnectionsPerIP > 0 && key.IsValid(), l.cfg.ConnectionsPerAccount > 0 && account != 0
+}
+
 // give undoes a successful take.
 func (l *clientLimits) give(key netip.Addr, account int64) {
-	perIP := l.cfg.ConnectionsPerIP > 0 && key.IsValid()
-	perAccount := l.cfg.ConnectionsPerAccount > 0 && account != 0
+	perIP, perAccount := l.counted(key, account)
 	if !perIP && !perAccount {
 		return
 	}

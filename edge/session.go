@@ -151,8 +151,7 @@ func (e *Edge) open(s *session, a admission, conn net.Conn, ops transportOps) bo
 	if !e.track(s) {
 		a.release()
 		_ = conn.Close()
-		e.metrics.connectionsRefused.WithLabelValues(refusedDraining).Inc()
-		s.logRefused(errDraining)
+		s.logRefused(e.refusal(refusedDraining, errDraining))
 		return false
 	}
 	s.out.hold()
